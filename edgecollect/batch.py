@@ -1,0 +1,243 @@
+"""Cutting batches: drain rings, build one Arrow record batch per signal, write zstd IPC bytes.
+
+Spool format of a batch (design.md, "The spooled batch is plain Arrow"): one self-contained Arrow
+IPC stream — schema, dictionaries, one record batch, end marker — with zstd buffer compression.
+Anyone with pyarrow can read it with `pyarrow.ipc.open_stream`.
+
+Metrics schema (`edgecollect.format` = `metrics/1`), one row per sample, rows grouped by series
+and in time order within a series:
+
+    name                  dictionary<int32, utf8>    metric name (OTel semantic conventions)
+    unit                  dictionary<int32, utf8>    UCUM unit
+    kind                  dictionary<int8, utf8>     gauge | cumulative | delta | updown
+    attributes            dictionary<int32, utf8>    the series' attributes as a JSON object
+    start_time_unix_nano  timestamp[ns, UTC]         start of a cumulative series, else null
+    time_unix_nano        timestamp[ns, UTC]
+    double_value          float64                    null when the value is an integer
+    int_value             int64                      null when the value is a float
+    flags                 uint8                      bit 0: clock unsynchronised; bit 1: time repaired
+
+The four dictionaries are the batch's series table: each distinct name, unit, kind and attribute
+set is stored once, rows carry only small indices. Logs (`logs/1`) carry time, severity, a typed
+body (body_type uses the OTel value codes: 1 str, 2 int, 3 double, 4 bool, 7 bytes) and the same
+JSON attributes. Schema metadata holds the resource (JSON) and the boot id.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from edgecollect.buffer import FLAG_INT, Drained
+from edgecollect.model import Attributes, LogRecord, Resource, SeriesRegistry
+
+METRICS_FORMAT = "metrics/1"
+LOGS_FORMAT = "logs/1"
+TS = pa.timestamp("ns", tz="UTC")
+FLAG_MASK_CLOCK = 0x7F  # ring flag bits that describe the clock (FLAG_INT is ring-internal)
+
+METRICS_FIELDS = [
+    pa.field("name", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+    pa.field("unit", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+    pa.field("kind", pa.dictionary(pa.int8(), pa.string()), nullable=False),
+    pa.field("attributes", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+    pa.field("start_time_unix_nano", TS),
+    pa.field("time_unix_nano", TS, nullable=False),
+    pa.field("double_value", pa.float64()),
+    pa.field("int_value", pa.int64()),
+    pa.field("flags", pa.uint8(), nullable=False),
+]
+
+LOGS_FIELDS = [
+    pa.field("time_unix_nano", TS, nullable=False),
+    pa.field("severity_number", pa.int32(), nullable=False),
+    pa.field("severity_text", pa.dictionary(pa.int8(), pa.string()), nullable=False),
+    pa.field("body_type", pa.uint8(), nullable=False),
+    pa.field("body_str", pa.string()),
+    pa.field("body_int", pa.int64()),
+    pa.field("body_double", pa.float64()),
+    pa.field("body_bool", pa.bool_()),
+    pa.field("body_bytes", pa.binary()),
+    pa.field("attributes", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+    pa.field("flags", pa.uint8(), nullable=False),
+]
+
+IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+
+
+def attributes_json(attributes: Attributes) -> str:
+    """Canonical JSON for an attribute set; JSON keeps str, int, float and bool apart."""
+    return json.dumps(dict(attributes), separators=(",", ":"), sort_keys=True, allow_nan=False)
+
+
+def _metadata(fmt: str, resource: Resource, boot_id: str) -> dict[bytes, bytes]:
+    return {
+        b"edgecollect.format": fmt.encode(),
+        b"edgecollect.resource": attributes_json(resource.attributes).encode(),
+        b"edgecollect.boot_id": boot_id.encode(),
+    }
+
+
+def _dictionary(indices: list[int], values: list[str], index_type: pa.DataType) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(indices, index_type), pa.array(values, pa.string()))
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Samples gathered from one or more drains, in append order."""
+
+    series_ids: Sequence[int]
+    times_ns: Sequence[int]
+    floats: Sequence[float]
+    ints: Sequence[int]
+    flags: Sequence[int]
+
+
+def build_metrics(rows: Rows, registry: SeriesRegistry, resource: Resource, boot_id: str) -> pa.RecordBatch:
+    n = len(rows.series_ids)
+    # Stable sort by series keeps each series in time order and puts equal dictionary indices in
+    # runs, which is what lets zstd shrink the index columns to almost nothing.
+    order = sorted(range(n), key=rows.series_ids.__getitem__)
+    distinct = sorted(set(rows.series_ids))
+    series = registry.lookup_many(distinct)
+    names: dict[str, int] = {}
+    units: dict[str, int] = {}
+    kinds: dict[str, int] = {}
+    attr_sets: dict[str, int] = {}
+    codes: dict[int, tuple[int, int, int, int]] = {}
+    for sid, s in zip(distinct, series):
+        codes[sid] = (
+            names.setdefault(s.name, len(names)),
+            units.setdefault(s.unit, len(units)),
+            kinds.setdefault(s.kind, len(kinds)),
+            attr_sets.setdefault(attributes_json(s.attributes), len(attr_sets)),
+        )
+    name_idx, unit_idx, kind_idx, attr_idx = [], [], [], []
+    starts: list[int | None] = []
+    times, doubles, ints, flags = [], [], [], []
+    doubles_out: list[float | None] = doubles
+    ints_out: list[int | None] = ints
+    for i in order:
+        sid = rows.series_ids[i]
+        c = codes[sid]
+        name_idx.append(c[0])
+        unit_idx.append(c[1])
+        kind_idx.append(c[2])
+        attr_idx.append(c[3])
+        start = registry.start_time_ns(sid)
+        starts.append(start or None)
+        times.append(rows.times_ns[i])
+        f = rows.flags[i]
+        if f & FLAG_INT:
+            doubles_out.append(None)
+            ints_out.append(rows.ints[i])
+        else:
+            doubles_out.append(rows.floats[i])
+            ints_out.append(None)
+        flags.append(f & FLAG_MASK_CLOCK)
+    columns = [
+        _dictionary(name_idx, list(names), pa.int32()),
+        _dictionary(unit_idx, list(units), pa.int32()),
+        _dictionary(kind_idx, list(kinds), pa.int8()),
+        _dictionary(attr_idx, list(attr_sets), pa.int32()),
+        pa.array(starts, pa.int64()).cast(TS),
+        pa.array(times, pa.int64()).cast(TS),
+        pa.array(doubles_out, pa.float64()),
+        pa.array(ints_out, pa.int64()),
+        pa.array(flags, pa.uint8()),
+    ]
+    schema = pa.schema(METRICS_FIELDS, metadata=_metadata(METRICS_FORMAT, resource, boot_id))
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+_BODY_TYPES = {str: 1, int: 2, float: 3, bool: 4, bytes: 7}
+
+
+def build_logs(records: Sequence[LogRecord], resource: Resource, boot_id: str, flags: int = 0) -> pa.RecordBatch:
+    severities: dict[str, int] = {}
+    attr_sets: dict[str, int] = {}
+    sev_idx, attr_idx, body_type = [], [], []
+    body_str: list[str | None] = []
+    body_int: list[int | None] = []
+    body_double: list[float | None] = []
+    body_bool: list[bool | None] = []
+    body_bytes: list[bytes | None] = []
+    for r in records:
+        sev_idx.append(severities.setdefault(r.severity_text, len(severities)))
+        attr_idx.append(attr_sets.setdefault(attributes_json(r.attributes), len(attr_sets)))
+        code = _BODY_TYPES[type(r.body)]
+        body_type.append(code)
+        body_str.append(r.body if isinstance(r.body, str) else None)
+        body_int.append(r.body if code == 2 and isinstance(r.body, int) else None)
+        body_double.append(r.body if isinstance(r.body, float) else None)
+        body_bool.append(r.body if isinstance(r.body, bool) else None)
+        body_bytes.append(r.body if isinstance(r.body, bytes) else None)
+    columns = [
+        pa.array([r.time_ns for r in records], pa.int64()).cast(TS),
+        pa.array([r.severity_number for r in records], pa.int32()),
+        _dictionary(sev_idx, list(severities), pa.int8()),
+        pa.array(body_type, pa.uint8()),
+        pa.array(body_str, pa.string()),
+        pa.array(body_int, pa.int64()),
+        pa.array(body_double, pa.float64()),
+        pa.array(body_bool, pa.bool_()),
+        pa.array(body_bytes, pa.binary()),
+        _dictionary(attr_idx, list(attr_sets), pa.int32()),
+        pa.array([flags] * len(records), pa.uint8()),
+    ]
+    schema = pa.schema(LOGS_FIELDS, metadata=_metadata(LOGS_FORMAT, resource, boot_id))
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def to_ipc(batch: pa.RecordBatch) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema, options=IPC_OPTIONS) as writer:
+        writer.write_batch(batch)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def from_ipc(data: bytes) -> pa.RecordBatch:
+    """The single record batch of a spooled IPC stream (raises pyarrow errors on damage)."""
+    reader = pa.ipc.open_stream(pa.py_buffer(data))
+    batches = list(reader)
+    if len(batches) != 1:
+        raise ValueError(f"expected one record batch, found {len(batches)}")
+    return batches[0]
+
+
+def batch_format(batch: pa.RecordBatch) -> str:
+    meta = batch.schema.metadata or {}
+    return meta.get(b"edgecollect.format", b"").decode()
+
+
+def merge(drains: Iterable[Drained]) -> Rows:
+    """Concatenate the sample columns of several drains (order kept)."""
+    from array import array
+
+    sid, times, floats, ints, flags = array("I"), array("q"), array("d"), array("q"), array("B")
+    for d in drains:
+        sid.extend(d.series_ids)
+        times.extend(d.times_ns)
+        floats.extend(d.floats)
+        ints.extend(d.ints)
+        flags.extend(d.flags)
+    return Rows(sid, times, floats, ints, flags)
+
+
+def chunks(rows: Rows, max_points: int) -> list[Rows]:
+    n = len(rows.series_ids)
+    if n <= max_points:
+        return [rows]
+    out = []
+    for lo in range(0, n, max_points):
+        hi = lo + max_points
+        out.append(
+            Rows(
+                rows.series_ids[lo:hi], rows.times_ns[lo:hi], rows.floats[lo:hi], rows.ints[lo:hi],
+                rows.flags[lo:hi],
+            )
+        )
+    return out

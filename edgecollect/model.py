@@ -1,0 +1,133 @@
+"""The data model: series, points, log records, resources, and series interning.
+
+A *series* is (metric name, unit, kind, attributes). Sources describe what they read as `Point`s
+(series + value + optional time); the source context interns each series once into a small
+integer id so that rings and batches carry ids, not repeated strings (design.md, "Data model").
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+# Gauges are instantaneous readings; "cumulative" and "delta" are monotonic sums with that
+# temporality; "updown" is a cumulative non-monotonic sum (OTel UpDownCounter).
+Kind = Literal["gauge", "cumulative", "delta", "updown"]
+KINDS: tuple[Kind, ...] = ("gauge", "cumulative", "delta", "updown")
+
+AttrValue = Union[str, int, float, bool]
+Attributes = tuple[tuple[str, AttrValue], ...]
+Value = Union[int, float]
+
+
+def attrs(mapping: Mapping[str, AttrValue] | None = None, **kwargs: AttrValue) -> Attributes:
+    """Canonical attribute tuple: sorted by key, so equal sets intern to one series."""
+    merged: dict[str, AttrValue] = dict(mapping or {})
+    merged.update(kwargs)
+    return tuple(sorted(merged.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    name: str
+    unit: str = "1"
+    kind: Kind = "gauge"
+    attributes: Attributes = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One reading as a parser produces it; `time_ns` None means "stamp on receipt"."""
+
+    series: Series
+    value: Value
+    time_ns: int | None = None
+
+
+# OTel severity numbers (logs data model): the first number of each range.
+SEVERITY_NUMBERS: dict[str, int] = {
+    "TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21,
+}
+
+LogBody = Union[str, int, float, bool, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    time_ns: int
+    body: LogBody
+    severity_text: str = "INFO"
+    severity_number: int = 9
+    attributes: Attributes = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """What a parser makes of one input unit (a line, a frame, a message). Never raised: returned."""
+
+    points: tuple[Point, ...] = ()
+    logs: tuple[LogRecord, ...] = ()
+    outcome: str = "ok"
+
+
+def is_finite(value: Value) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+@dataclass
+class _Entry:
+    series: Series
+    start_time_ns: int
+
+
+@dataclass
+class SeriesRegistry:
+    """Interns series to dense ids, bounded by `max_series` so cardinality cannot grow memory.
+
+    Cumulative series remember a start time (the first time they were seen, unless a source knows
+    better, e.g. boot time for kernel counters), which OTLP needs on every point.
+    """
+
+    max_series: int = 50_000
+    _ids: dict[Series, int] = field(default_factory=dict)
+    _entries: list[_Entry] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def intern(self, series: Series, start_time_ns: int = 0) -> int:
+        """The id of `series`, or -1 when the registry is full (the caller counts the reject)."""
+        found = self._ids.get(series)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._ids.get(series)
+            if found is not None:
+                return found
+            if len(self._entries) >= self.max_series:
+                return -1
+            new_id = len(self._entries)
+            self._entries.append(_Entry(series, start_time_ns))
+            self._ids[series] = new_id
+            return new_id
+
+    def series(self, series_id: int) -> Series:
+        return self._entries[series_id].series
+
+    def start_time_ns(self, series_id: int) -> int:
+        return self._entries[series_id].start_time_ns
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup_many(self, ids: Iterable[int]) -> list[Series]:
+        entries = self._entries
+        return [entries[i].series for i in ids]
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """Attributes of the gateway itself (host.name, service.name=edgecollect, ...)."""
+
+    attributes: Attributes = ()

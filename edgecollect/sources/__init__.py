@@ -1,0 +1,1 @@
+"""Sources: one thread per device kind, turning raw input into points and log records."""

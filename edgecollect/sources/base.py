@@ -1,0 +1,83 @@
+"""What every source gets and must provide.
+
+A source owns one device (a broker session, a serial port, the host) on its own thread. It turns
+raw input into `Point`s and `LogRecord`s through pure parsers that return outcomes, counts every
+outcome, and hands the results to its ring through `SourceContext.emit`. It never lets a parser
+exception escape, never blocks another source, and returns from `run()` once `ctx.stop` is set.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from edgecollect.buffer import Ring
+from edgecollect.clock import Clock
+from edgecollect.model import AttrValue, LogRecord, Point, SeriesRegistry, is_finite
+from edgecollect.telemetry import Counter, Telemetry
+
+
+class Source(Protocol):
+    name: str
+
+    def run(self) -> None:
+        """Read until `ctx.stop` is set; handle device faults inside (retry with backoff)."""
+
+
+@dataclass
+class SourceContext:
+    name: str  # instance name, e.g. "host", "mqtt.0", "serial./dev/ttyUSB0"
+    kind: str  # source kind: "host", "mqtt", "serial", "self"
+    ring: Ring
+    stop: threading.Event
+    series: SeriesRegistry
+    telemetry: Telemetry
+    clock: Clock
+
+    def __post_init__(self) -> None:
+        self._rejected_points = self.counter("points_rejected", "reason")
+        self._accepted_points = self.counter("points_accepted")
+        self._logs = self.counter("logs_accepted")
+
+    def counter(self, noun: str, label_key: str | None = None, *, unit: str = "1") -> Counter:
+        """A counter `edgecollect.<kind>.<noun>` with this source's name as an attribute."""
+        base: dict[str, AttrValue] = {"source": self.name}
+        return self.telemetry.counter(self.kind, noun, label_key, unit=unit, base=base)
+
+    def emit(self, points: Iterable[Point], token: int = 0, flags: int | None = None) -> int:
+        """Intern and buffer points atomically under `token`; returns how many were accepted.
+
+        Points without a time are stamped now. Non-finite values and series past the cardinality
+        cap are rejected and counted here, so every source gets the same guard.
+        """
+        now_ns, now_flags = self.clock.stamp()
+        if flags is not None:
+            now_flags |= flags
+        rows: list[tuple[int, int, int | float, int]] = []
+        for point in points:
+            if not is_finite(point.value):
+                self._rejected_points.inc("not_finite")
+                continue
+            start = now_ns if point.series.kind in ("cumulative", "updown") else 0
+            series_id = self.series.intern(point.series, start)
+            if series_id < 0:
+                self._rejected_points.inc("cardinality")
+                continue
+            time_ns = now_ns if point.time_ns is None else point.time_ns
+            rows.append((series_id, time_ns, point.value, now_flags))
+        if rows:
+            self.ring.extend(rows, token)
+            self._accepted_points.inc(n=len(rows))
+        elif token:
+            self.ring.note_token(token)
+        return len(rows)
+
+    def emit_log(self, record: LogRecord, token: int = 0) -> None:
+        self.ring.append_log(record, token)
+        self._logs.inc()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True when the agent is stopping (so loops never busy-wait)."""
+        return self.stop.wait(seconds)
