@@ -3,7 +3,7 @@ package main
 import (
 	"compress/gzip"
 	"context"
-	"fmt"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -189,7 +189,8 @@ func (s *sink) writeHTTPStatus(w http.ResponseWriter, isJSON bool, code codes.Co
 	if isJSON {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(httpCode(code))
-		_, _ = fmt.Fprintf(w, `{"code":%d,"message":%q}`, int(code), msg)
+		b, _ := json.Marshal(map[string]any{"code": int(code), "message": msg})
+		_, _ = w.Write(b)
 		return
 	}
 	b, err := proto.Marshal(st)
