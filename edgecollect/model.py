@@ -45,6 +45,7 @@ class Point:
     series: Series
     value: Value
     time_ns: int | None = None
+    start_time_ns: int | None = None  # cumulative series: when counting began (e.g. boot)
 
 
 # OTel severity numbers (logs data model): the first number of each range.

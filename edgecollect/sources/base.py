@@ -60,7 +60,9 @@ class SourceContext:
             if not is_finite(point.value):
                 self._rejected_points.inc("not_finite")
                 continue
-            start = now_ns if point.series.kind in ("cumulative", "updown") else 0
+            start = 0
+            if point.series.kind in ("cumulative", "updown"):
+                start = point.start_time_ns or now_ns
             series_id = self.series.intern(point.series, start)
             if series_id < 0:
                 self._rejected_points.inc("cardinality")

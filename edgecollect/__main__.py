@@ -1,0 +1,5 @@
+import sys
+
+from edgecollect.cli import main
+
+sys.exit(main())

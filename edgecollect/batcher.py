@@ -1,0 +1,136 @@
+"""The batcher thread: cut batches by age or size, spool them, then tell sources they are durable.
+
+Every `flush_interval`, or as soon as any ring holds `max_points`, all rings are drained together
+into one metrics batch (split at `max_points`) and one logs batch, each written to the spool. Only
+after the spool returned — the file fsync'd and renamed — does each ring hear `mark_durable(token)`,
+which is when the MQTT source acks its broker (design.md invariant 3).
+
+If the spool cannot write (disk error), the encoded batches are kept and retried on the next tick
+and no ring is drained meanwhile; the rings then fill and apply their own counted overflow policy,
+so memory stays bounded and nothing is acknowledged that is not on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from edgecollect.batch import build_logs, build_metrics, chunks, merge, to_ipc
+from edgecollect.buffer import Ring
+from edgecollect.errors import SpoolFault
+from edgecollect.model import LogRecord, Resource, SeriesRegistry
+from edgecollect.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+# write(signal, ipc_bytes, points) -> batch id, or None when the spool's policy refused it
+SpoolWrite = Callable[[str, bytes, int], "int | None"]
+
+
+@dataclass
+class _Pending:
+    encoded: list[tuple[str, bytes, int]]
+    tokens: list[tuple[Ring, int]] = field(default_factory=list)
+
+
+class Batcher:
+    def __init__(
+        self,
+        rings: Sequence[Ring],
+        registry: SeriesRegistry,
+        resource: Resource,
+        boot_id: str,
+        write: SpoolWrite,
+        telemetry: Telemetry,
+        flush_interval_s: float,
+        max_points: int,
+        on_written: Callable[[], None] | None = None,
+    ) -> None:
+        self._rings = list(rings)
+        self._registry = registry
+        self._resource = resource
+        self._boot_id = boot_id
+        self._write = write
+        self._flush_interval_s = flush_interval_s
+        self._max_points = max_points
+        self._on_written = on_written
+        self._wake = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._pending: _Pending | None = None
+        self._batches = telemetry.counter("batch", "batches", "signal")
+        self._points = telemetry.counter("batch", "points", "signal")
+        self._failures = telemetry.counter("batch", "spool_failures")
+        self._encode_us = telemetry.counter("batch", "encode_time", unit="us")
+        for ring in self._rings:
+            ring.set_wake(self._wake.set, max_points)
+
+    def add_ring(self, ring: Ring) -> None:
+        ring.set_wake(self._wake.set, self._max_points)
+        self._rings.append(ring)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def run(self, stop: threading.Event) -> None:
+        """Flush on every tick or wake-up until `stop`; the final flush is the caller's (runtime)."""
+        while not stop.is_set():
+            self._wake.wait(self._flush_interval_s)
+            self._wake.clear()
+            if stop.is_set():
+                break
+            self.flush()
+
+    def flush(self) -> int:
+        """Drain every ring into the spool now; returns points made durable. Thread-safe."""
+        with self._flush_lock:
+            if self._pending is not None and not self._commit(self._pending):
+                return 0
+            self._pending = None
+            pending = self._cut()
+            if pending is None:
+                return 0
+            points = sum(n for _, _, n in pending.encoded)
+            if not self._commit(pending):
+                self._pending = pending
+                return 0
+            return points
+
+    def _cut(self) -> _Pending | None:
+        started = time.perf_counter()
+        drains = [(ring, ring.drain()) for ring in self._rings]
+        rows = merge(d for _, d in drains)
+        logs: list[LogRecord] = [rec for _, d in drains for rec in d.logs]
+        tokens = [(ring, d.max_token) for ring, d in drains if d.max_token]
+        encoded: list[tuple[str, bytes, int]] = []
+        if len(rows.series_ids):
+            for part in chunks(rows, self._max_points):
+                batch = build_metrics(part, self._registry, self._resource, self._boot_id)
+                encoded.append(("metrics", to_ipc(batch), batch.num_rows))
+        for lo in range(0, len(logs), self._max_points):
+            part_logs = logs[lo : lo + self._max_points]
+            encoded.append(("logs", to_ipc(build_logs(part_logs, self._resource, self._boot_id)), len(part_logs)))
+        self._encode_us.inc(n=int((time.perf_counter() - started) * 1e6))
+        if not encoded and not tokens:
+            return None
+        return _Pending(encoded, tokens)
+
+    def _commit(self, pending: _Pending) -> bool:
+        while pending.encoded:
+            signal, data, points = pending.encoded[0]
+            try:
+                self._write(signal, data, points)
+            except SpoolFault as exc:
+                self._failures.inc()
+                log.error("batcher: %s; keeping %d batch(es) in memory to retry", exc, len(pending.encoded))
+                return False
+            pending.encoded.pop(0)
+            self._batches.inc(signal)
+            self._points.inc(signal, points)
+        for ring, token in pending.tokens:
+            ring.mark_durable(token)
+        if self._on_written is not None:
+            self._on_written()
+        return True

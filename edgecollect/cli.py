@@ -1,0 +1,164 @@
+"""Commands and exit codes; no pipeline logic lives here.
+
+    edgecollect run [-c FILE]            run the agent (no file: built-in defaults)
+    edgecollect check-config FILE        exit 0 if valid, 2 with FILE:LINE: key: ... if not
+    edgecollect status [--json] [-c F]   ask the running agent
+    edgecollect spool ls | show ID | export --format parquet|arrow OUT   [-c FILE]
+    edgecollect --version
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from edgecollect import __version__
+from edgecollect.config import Config, load
+from edgecollect.errors import ConfigError, SpoolFault
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+log = logging.getLogger("edgecollect")
+
+
+def _setup_logging(level: str) -> None:
+    # Under systemd the journal adds its own timestamps; a bare "LEVEL message" stays readable there.
+    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
+
+
+def _load_or_report(path: str | None) -> Config | None:
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(f"edgecollect: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = _load_or_report(args.file)
+    if cfg is None:
+        return EXIT_CONFIG
+    try:
+        from edgecollect.runtime import Agent
+
+        Agent(cfg)  # builds every stage without starting it: catches what types alone cannot
+    except (ConfigError, ValueError) as exc:
+        print(f"edgecollect: {args.file}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{args.file}: ok")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _load_or_report(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    _setup_logging(cfg.agent.log_level)
+    from edgecollect.runtime import Agent
+    from edgecollect.supervisor import Supervisor
+
+    stop = threading.Event()
+    reload_requested = threading.Event()
+
+    def on_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: flushing and stopping", signal.Signals(signum).name)
+        stop.set()
+
+    def on_hup(_signum: int, _frame: FrameType | None) -> None:
+        reload_requested.set()
+        stop.set()  # wakes the main loop; the supervisor tells reload from stop
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    try:
+        return Supervisor(cfg, args.config, stop, reload_requested, Agent).run()
+    except SpoolFault as exc:
+        log.error("%s", exc)
+        return EXIT_FAILURE
+
+
+def _state_dir(args: argparse.Namespace) -> Path | None:
+    cfg = _load_or_report(getattr(args, "config", None))
+    return None if cfg is None else cfg.state_dir()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from edgecollect.status import SOCKET_NAME, query, render
+
+    state_dir = _state_dir(args)
+    if state_dir is None:
+        return EXIT_CONFIG
+    try:
+        status = query(state_dir / SOCKET_NAME)
+    except OSError as exc:
+        print(f"edgecollect: no running agent answers at {state_dir / SOCKET_NAME}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(json.dumps(status, indent=2, sort_keys=True) if args.json else render(status))
+    return EXIT_OK
+
+
+def cmd_spool(args: argparse.Namespace) -> int:
+    from edgecollect import spooltool
+
+    state_dir = _state_dir(args)
+    if state_dir is None:
+        return EXIT_CONFIG
+    directory = state_dir / "spool"
+    if args.spool_command == "ls":
+        return spooltool.ls(directory, sys.stdout)
+    if args.spool_command == "show":
+        return spooltool.show(directory, args.id, sys.stdout)
+    return spooltool.export(directory, args.format, Path(args.out), args.signal, sys.stdout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgecollect", description="Telemetry collector for edge gateways.")
+    parser.add_argument("--version", action="version", version=f"edgecollect {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the agent")
+    run.add_argument("-c", "--config", help="TOML config file (default: built-in defaults)")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+
+    status = sub.add_parser("status", help="show the running agent's state")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("-c", "--config")
+    status.set_defaults(func=cmd_status)
+
+    spool = sub.add_parser("spool", help="inspect or export the spool")
+    spool_sub = spool.add_subparsers(dest="spool_command", required=True)
+    ls = spool_sub.add_parser("ls", help="list spooled batches")
+    ls.add_argument("-c", "--config")
+    show = spool_sub.add_parser("show", help="print one batch")
+    show.add_argument("id", help="batch id (as listed by ls)")
+    show.add_argument("-c", "--config")
+    export = spool_sub.add_parser("export", help="write all spooled batches to one file")
+    export.add_argument("--format", choices=("parquet", "arrow"), required=True)
+    export.add_argument("--signal", choices=("metrics", "logs"), default="metrics")
+    export.add_argument("out")
+    export.add_argument("-c", "--config")
+    spool.set_defaults(func=cmd_spool)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

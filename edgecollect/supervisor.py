@@ -1,0 +1,70 @@
+"""The main loop around an Agent: start, watchdog, periodic summary, reload on SIGHUP, stop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from edgecollect.config import Config, load
+from edgecollect.errors import ConfigError
+from edgecollect.runtime import Agent
+from edgecollect.status import SOCKET_NAME, StatusServer
+
+log = logging.getLogger("edgecollect")
+TICK_S = 1.0
+
+
+class Supervisor:
+    def __init__(
+        self,
+        cfg: Config,
+        config_path: str | None,
+        stop: threading.Event,
+        reload_requested: threading.Event,
+        make_agent: Callable[[Config], Agent],
+    ) -> None:
+        self._cfg = cfg
+        self._path = config_path
+        self._stop = stop
+        self._reload = reload_requested
+        self._make_agent = make_agent
+
+    def run(self) -> int:
+        agent = self._start(self._cfg)
+        next_summary = time.monotonic() + agent.cfg.agent.summary_interval
+        while True:
+            self._stop.wait(TICK_S)
+            if self._reload.is_set():
+                self._reload.clear()
+                self._stop.clear()
+                agent = self._reloaded(agent)
+                continue
+            if self._stop.is_set():
+                break
+            if time.monotonic() >= next_summary:
+                log.info("%s", agent.summary_line())
+                next_summary = time.monotonic() + agent.cfg.agent.summary_interval
+        self._status.stop()
+        agent.shutdown()
+        return 0
+
+    def _start(self, cfg: Config) -> Agent:
+        agent = self._make_agent(cfg)
+        agent.start()
+        self._status = StatusServer(agent.state_dir / SOCKET_NAME, agent.status)
+        self._status.start()
+        return agent
+
+    def _reloaded(self, agent: Agent) -> Agent:
+        """Swap in the new config only if it is valid; the old pipeline is flushed first."""
+        try:
+            new_cfg = load(self._path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running config: %s", exc)
+            return agent
+        log.info("reloading config from %s", self._path or "<defaults>")
+        self._status.stop()
+        agent.shutdown()
+        return self._start(new_cfg)
