@@ -1,0 +1,1 @@
+"""Exporters: the upstream wire (OTAP encoder and streams, OTLP fallback, forwarder)."""
