@@ -57,6 +57,7 @@ func runServe(args []string) error {
 	controlPort := fs.Int("control-port", 0, "plain-HTTP control port (0: any free port)")
 	out := fs.String("out", "", "JSON-lines output file, appended to (default: stdout)")
 	seed := fs.Int64("seed", 1, "seed for random_unavailable")
+	firstStream := fs.Int64("first-stream", 1, "number given to the first Arrow stream (restarts continue the count)")
 	maxRecvMiB := fs.Int("max-recv-mib", 64, "largest gRPC message accepted, MiB")
 	tlsCert := fs.String("tls-cert", "", "server certificate (PEM) for the gRPC and HTTP ports")
 	tlsKey := fs.String("tls-key", "", "server key (PEM)")
@@ -85,6 +86,7 @@ func runServe(args []string) error {
 		w = f
 	}
 	s := &sink{faults: newFaults(st, *seed), rec: &recorder{w: w}}
+	s.streamSeq.Store(*firstStream - 1)
 
 	tlsConf, err := serverTLS(*tlsCert, *tlsKey, *clientCA)
 	if err != nil {

@@ -83,7 +83,9 @@ func runProduce(args []string) error {
 			}
 			res.Points = md.DataPointCount()
 			res.OTLPBytes = (&pmetric.ProtoMarshaler{}).MetricsSize(md)
-			if bar, err = producer.BatchArrowRecordsFromMetrics(md); err != nil {
+			if bar, err = encodeSafely(func() (*arrowpb.BatchArrowRecords, error) {
+				return producer.BatchArrowRecordsFromMetrics(md)
+			}); err != nil {
 				return fmt.Errorf("line %d: encode: %w", n, err)
 			}
 		} else {
@@ -94,7 +96,9 @@ func runProduce(args []string) error {
 			res.LogRecords = ld.LogRecordCount()
 			res.Points = res.LogRecords
 			res.OTLPBytes = (&plog.ProtoMarshaler{}).LogsSize(ld)
-			if bar, err = producer.BatchArrowRecordsFromLogs(ld); err != nil {
+			if bar, err = encodeSafely(func() (*arrowpb.BatchArrowRecords, error) {
+				return producer.BatchArrowRecordsFromLogs(ld)
+			}); err != nil {
 				return fmt.Errorf("line %d: encode: %w", n, err)
 			}
 		}
@@ -116,6 +120,17 @@ func runProduce(args []string) error {
 		}
 	}
 	return sc.Err()
+}
+
+// encodeSafely turns a producer panic (v0.50.0 panics on batches of more than
+// 65535 records; v0.51.0 returns an error) into an error.
+func encodeSafely(fn func() (*arrowpb.BatchArrowRecords, error)) (bar *arrowpb.BatchArrowRecords, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("producer panic: %v", r)
+		}
+	}()
+	return fn()
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

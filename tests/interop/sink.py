@@ -185,6 +185,7 @@ class Sink:
         self.ready_timeout = ready_timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self._addresses: dict[str, str] = {}
+        self._first_stream = 1
 
     # -- lifecycle -------------------------------------------------------
 
@@ -202,6 +203,7 @@ class Sink:
             "-drop-stream-after", str(int(o["drop_stream_after"])),
             "-ack-delay-ms", str(int(o["ack_delay_ms"])),
             "-seed", str(int(o["seed"])),
+            "-first-stream", str(self._first_stream),
         ]  # fmt: skip
         if o["otlp_only"]:
             argv.append("-otlp-only")
@@ -276,6 +278,9 @@ class Sink:
             raise TypeError(f"unknown sink options: {sorted(unknown)}")
         self.stop()
         self.options.update(options)
+        # Keep stream numbers unique across restarts so tests can tell a reconnect apart.
+        streams = [int(r.get("stream", 0)) for r in self.lines()]
+        self._first_stream = max([self._first_stream - 1, *streams]) + 1
         deadline = time.monotonic() + 10.0
         while True:
             try:

@@ -455,7 +455,9 @@ def test_arrow_unavailable_mode_answers_each_batch(tmp_path: Path, sink: Sink, c
 # -- lifecycle and TLS ---------------------------------------------------------
 
 
-def test_restart_keeps_ports_and_records(sink: Sink) -> None:
+def test_restart_keeps_ports_and_records(tmp_path: Path, sink: Sink, channel: grpc.Channel) -> None:
+    statuses, _ = arrow_stream(channel, ARROW_METRICS, produce_bars(tmp_path, [metrics_request()]))
+    assert statuses == [(0, 0, "")]
     post(f"{sink.http_url}/v1/metrics", metrics_request().SerializeToString())
     sink.wait_for_records(1)
     sink.set(mode="unavailable")
@@ -466,7 +468,11 @@ def test_restart_keeps_ports_and_records(sink: Sink) -> None:
     sink.set(mode="ok")
     with grpc.insecure_channel(sink.grpc_address) as ch:
         metrics_stub(ch).Export(metrics_request(), timeout=10)
-    assert len(sink.wait_for_records(2)) == 2
+        statuses, _ = arrow_stream(ch, ARROW_METRICS, produce_bars(tmp_path, [metrics_request()]))
+        assert statuses == [(0, 0, "")]
+    recs = sink.wait_for_records(4)
+    assert [r["via"] for r in recs] == ["otap", "otlp_http", "otlp_grpc", "otap"]
+    assert recs[3]["stream"] > recs[0]["stream"]  # stream numbers stay unique across restarts
 
 
 def _openssl(*args: str) -> None:
@@ -524,3 +530,10 @@ def test_mtls(tmp_path: Path, pki: dict[str, Path]) -> None:
         status, _ = post(f"{s.http_url}/v1/metrics", metrics_request().SerializeToString(), context=ctx)
         assert status == 200
         assert [r["via"] for r in s.wait_for_records(2)] == ["otlp_grpc", "otlp_http"]
+
+
+def test_go_sink_fixture(go_sink: Sink) -> None:
+    assert go_sink.running and go_sink.settings()["mode"] == "ok"
+    status, _ = post(f"{go_sink.http_url}/v1/logs", logs_request().SerializeToString())
+    assert status == 200
+    assert go_sink.wait_for_records(1)[0]["signal"] == "logs"

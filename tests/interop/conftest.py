@@ -1,0 +1,8 @@
+"""Makes the ``go_sink`` fixture available to the tests in this directory.
+
+Other test directories can do the same in their own conftest.py.
+"""
+
+from tests.interop.sink import go_sink
+
+__all__ = ["go_sink"]
