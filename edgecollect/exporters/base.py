@@ -1,0 +1,473 @@
+"""The upstream side's contracts and the forwarder that drains the spool (design.md, "exporter").
+
+Owns: the `[upstream]` config, the `Delivery` verdict an exporter returns for one spooled batch,
+the `Exporter` protocol, and `Forwarder`, the exporter thread. The forwarder is the only code that
+deletes from the spool, and only on an `ok` Delivery (invariant 3); a `reject` quarantines the
+batch (never loop on poison); a `retry` leaves it spooled and backs off (capped, jittered,
+exponential) for as long as the spool holds data.
+
+Must never: delete a batch the upstream did not acknowledge; busy-loop while offline (it sleeps
+on the stop event, and after a failure it probes with one batch per signal until an ok); log a
+header value (only where it comes from, via configtypes.redact).
+
+Exporters are asynchronous because OTAP is a window of in-flight BARs on a stream: `submit()`
+hands over one batch (it may block for a unary call), `poll()` returns the verdicts reached so
+far, and the `wake` callback given at construction is called from any thread when a verdict
+arrives so the forwarder stops waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+from urllib.parse import urlsplit
+
+from edgecollect.configtypes import Duration, redact, resolve_secret
+from edgecollect.errors import UpstreamFault
+from edgecollect.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from edgecollect.spool import Spool
+
+log = logging.getLogger(__name__)
+
+UpstreamProtocol = Literal["otap", "otlp_grpc", "otlp_http"]
+Compression = Literal["auto", "gzip", "none"]
+Signal = Literal["metrics", "logs"]
+SIGNALS: tuple[Signal, ...] = ("metrics", "logs")
+State = Literal["idle", "connected", "fallback", "backoff", "offline"]
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    ca_file: str = ""  # PEM bundle trusted instead of the system CAs; "" = system CAs
+    cert_file: str = ""  # client certificate (PEM) for mTLS
+    key_file: str = ""  # its private key (PEM)
+    insecure: bool = False  # plaintext (no TLS at all); only ever when set explicitly
+
+    def __post_init__(self) -> None:
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("tls.cert_file and tls.key_file together (mTLS needs both), or neither")
+        if self.insecure and (self.ca_file or self.cert_file):
+            raise ValueError("either tls.insecure = true (plaintext) or certificate files, not both")
+
+
+_ONE_SECOND, _TEN_SECONDS, _THIRTY_SECONDS = Duration(1.0), Duration(10.0), Duration(30.0)
+_ONE_MINUTE, _TEN_MINUTES = Duration(60.0), Duration(600.0)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    endpoint: str  # "host:port" (gRPC) or "https://host:port[/base]"; http:// needs tls.insecure
+    protocol: UpstreamProtocol = "otap"
+    tls: TlsConfig = TlsConfig()
+    headers: dict[str, str] = field(default_factory=dict)  # values: literal, env:NAME or file:PATH
+    compression: Compression = "auto"  # auto: none for otap (Arrow IPC is zstd already), else gzip
+    timeout: Duration = _TEN_SECONDS  # per Export call; longest wait for one BAR's status
+    max_stream_lifetime: Duration = _THIRTY_SECONDS  # OTAP streams are recycled after this
+    max_in_flight: int = 8  # unanswered batches per signal (the OTAP window)
+    retry_initial: Duration = _ONE_SECOND  # first backoff after a failure
+    retry_max: Duration = _ONE_MINUTE  # backoff cap
+    rate_limit: float | None = None  # points/s cap on draining the backlog; None = no cap
+    arrow_reprobe_interval: Duration = _TEN_MINUTES  # after an OTLP fallback, try Arrow again
+    poison_threshold: int = 3  # Arrow streams a batch may kill with decode errors before OTLP
+
+    def __post_init__(self) -> None:
+        if not self.endpoint.strip():
+            raise ValueError('an endpoint such as "collector.example:4317"')
+        scheme = urlsplit(self.endpoint).scheme if "://" in self.endpoint else ""
+        if scheme not in ("", "http", "https"):
+            raise ValueError(f"an endpoint with http:// or https:// or no scheme, not {scheme}://")
+        if scheme == "http" and not self.tls.insecure:
+            raise ValueError("http:// is plaintext: set tls.insecure = true to allow it, or use https://")
+        if scheme == "https" and self.tls.insecure:
+            raise ValueError("https:// with tls.insecure = true: pick one")
+        for key in self.headers:
+            if not key or key != key.strip() or any(c.isspace() for c in key):
+                raise ValueError(f"header names without spaces, found {key!r}")
+        if self.max_in_flight < 1:
+            raise ValueError("max_in_flight >= 1")
+        if self.max_stream_lifetime < 1.0:
+            raise ValueError("max_stream_lifetime >= 1s")
+        if self.timeout <= 0 or self.retry_initial <= 0 or self.retry_max < self.retry_initial:
+            raise ValueError("timeout > 0 and 0 < retry_initial <= retry_max")
+        if self.rate_limit is not None and self.rate_limit <= 0:
+            raise ValueError("rate_limit > 0 points/s, or leave it out")
+        if self.poison_threshold < 1:
+            raise ValueError("poison_threshold >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    host: str
+    port: int
+    secure: bool
+    base_path: str  # OTLP/HTTP only: prefix before /v1/metrics
+
+    @property
+    def target(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_endpoint(cfg: UpstreamConfig) -> Endpoint:
+    text = cfg.endpoint.strip()
+    parts = urlsplit(text if "://" in text else "//" + text)
+    default_port = 4318 if cfg.protocol == "otlp_http" else 4317
+    try:
+        port = parts.port or default_port
+    except ValueError as exc:
+        raise UpstreamFault(f"endpoint {cfg.endpoint!r}: bad port") from exc
+    return Endpoint(parts.hostname or "", port, not cfg.tls.insecure, parts.path.rstrip("/"))
+
+
+def resolve_headers(cfg: UpstreamConfig) -> list[tuple[str, str]]:
+    """Header (lower-case name, value) pairs, secrets resolved now; errors never show a value."""
+    out = []
+    for key, source in cfg.headers.items():
+        try:
+            out.append((key.lower(), resolve_secret(source)))
+        except (KeyError, OSError) as exc:
+            what = type(exc).__name__
+            raise UpstreamFault(f"header {key!r} from {redact(source)}: cannot be read ({what})") from exc
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One spooled batch on its way out."""
+
+    spool_id: int
+    signal: Signal
+    batch: pa.RecordBatch
+    points: int
+
+
+Outcome = Literal["ok", "retry", "reject"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An exporter's verdict on one spooled batch. Only `ok` lets the forwarder delete it."""
+
+    spool_id: int
+    outcome: Outcome
+    reason: str = "ok"  # counter label from a closed set: grpc code name, "connect", "tls", "http_4xx", ...
+    detail: str = ""  # human-readable; may name endpoint and files, never a header value
+    via: str = ""  # the protocol that carried it: otap | otlp_grpc | otlp_http
+    backoff: bool = True  # retry only: wait first (False: resend at once, e.g. stream rotation)
+    reachable: bool = True  # retry only: False when no connection could be made at all
+    retry_after_s: float | None = None  # the peer's own hint (HTTP Retry-After)
+
+
+class Exporter(Protocol):
+    protocol: str
+
+    def submit(self, item: Outgoing) -> None: ...
+
+    def poll(self) -> list[Delivery]: ...
+
+    def modes(self) -> dict[str, str]: ...
+
+    def close(self, timeout_s: float) -> list[Delivery]: ...
+
+
+def make_exporter(cfg: UpstreamConfig, telemetry: Telemetry, wake: Callable[[], None]) -> Exporter:
+    # Imported here: otap and otlp import this module for Delivery and the config.
+    if cfg.protocol == "otap":
+        from edgecollect.exporters.otap import OtapExporter
+
+        return OtapExporter(cfg, telemetry, wake)
+    if cfg.protocol == "otlp_grpc":
+        from edgecollect.exporters.otlp import OtlpGrpcExporter
+
+        return OtlpGrpcExporter(cfg, telemetry, wake)
+    from edgecollect.exporters.otlp import OtlpHttpExporter
+
+    return OtlpHttpExporter(cfg, telemetry, wake)
+
+
+def backoff_delay(failures: int, initial_s: float, max_s: float, rng: random.Random) -> float:
+    """Capped exponential backoff with jitter in [delay/2, delay], so gateways don't retry in step."""
+    delay = min(max_s, initial_s * 2.0 ** min(failures - 1, 30))
+    return rng.uniform(delay / 2, delay)
+
+
+class TokenBucket:
+    """Points/s cap. A batch is indivisible, so the bucket may go into debt and then waits it off."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._tokens = rate
+        self._at = clock()
+
+    def wait_s(self) -> float:
+        """Seconds until a batch may go (0 when now)."""
+        now = self._clock()
+        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        return 0.0 if self._tokens > 0 else -self._tokens / self.rate
+
+    def take(self, points: int) -> None:
+        self._tokens -= points
+
+
+class DrainRate:
+    """Points acknowledged per second over the last `window_s`."""
+
+    def __init__(self, window_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._window = window_s
+        self._clock = clock
+        self._events: deque[tuple[float, int]] = deque()
+        self._start = clock()
+        self._lock = threading.Lock()
+
+    def add(self, points: int) -> None:
+        with self._lock:
+            self._events.append((self._clock(), points))
+
+    def rate(self) -> float:
+        now = self._clock()
+        with self._lock:
+            while self._events and self._events[0][0] < now - self._window:
+                self._events.popleft()
+            total = sum(p for _, p in self._events)
+        span = min(self._window, max(now - self._start, 1e-3))
+        return total / span
+
+
+
+@dataclass(slots=True)
+class _Flight:
+    signal: Signal
+    points: int
+
+
+IDLE_WAIT_S = 5.0  # nothing to send: sleep until notify() (this is only a safety net)
+ACTIVE_WAIT_S = 0.5  # batches in flight: exporters need a tick for ack timeouts and rotation
+CLOSE_TIMEOUT_S = 2.0  # at shutdown, how long unanswered batches may still be acknowledged
+
+
+class Forwarder:
+    """The exporter thread: drains the spool oldest first through one Exporter.
+
+    `run()` blocks until `stop` is set. The batcher calls `notify()` after each spool append so a
+    fresh batch leaves at once instead of at the next idle tick.
+    """
+
+    def __init__(
+        self,
+        cfg: UpstreamConfig,
+        spool: Spool,
+        telemetry: Telemetry,
+        stop: threading.Event,
+        *,
+        exporter: Exporter | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._cfg = cfg
+        self._spool = spool
+        self._stop = stop
+        self._wake = threading.Event()
+        self._rng = rng or random.Random()
+        self._exporter = exporter if exporter is not None else make_exporter(cfg, telemetry, self._wake.set)
+        self._in_flight: dict[int, _Flight] = {}
+        self._failures = 0
+        self._resume_at = 0.0
+        self._probing = True  # one batch per signal until the upstream has said ok once
+        self._bucket = TokenBucket(cfg.rate_limit) if cfg.rate_limit else None
+        self._drain = DrainRate()
+        self._lock = threading.Lock()
+        self._state: State = "idle"
+        self._last_error = ""
+        self._last_error_at = 0.0
+        self._logged_error = ""
+        self._delivered = telemetry.counter("upstream", "batches_delivered", "protocol")
+        self._points = telemetry.counter("upstream", "points_delivered", "protocol")
+        self._retries = telemetry.counter("upstream", "retries", "reason")
+        self._quarantined = telemetry.counter("upstream", "quarantined", "reason")
+        telemetry.gauge("upstream", "drain_rate", self._drain.rate, unit="{point}/s")
+
+    # -- the batcher's side -------------------------------------------------------------------
+
+    def notify(self) -> None:
+        """New batches were spooled (or stop was set): stop waiting."""
+        self._wake.set()
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        log.info("upstream %s (%s): forwarding spooled batches", self._cfg.endpoint, self._cfg.protocol)
+        try:
+            while not self._stop.is_set():
+                self._wake.clear()
+                self._collect()
+                pause = self._resume_at - time.monotonic()
+                if pause > 0:
+                    # Backoff: new batches don't bring the upstream back, so only stop wakes us.
+                    self._stop.wait(pause)
+                    continue
+                self._fill()
+                self._collect()
+                if self._stop.is_set() or self._resume_at > time.monotonic():
+                    continue
+                # Deliveries and notify() set the wake event, so this returns as soon as there is work.
+                self._wake.wait(self._rate_wait() or (ACTIVE_WAIT_S if self._in_flight else IDLE_WAIT_S))
+        except Exception:
+            log.exception("upstream forwarder crashed; spooled batches stay on disk")
+            raise
+        finally:
+            for delivery in self._exporter.close(CLOSE_TIMEOUT_S):
+                self._handle(delivery)
+            self._collect()
+
+    def _rate_wait(self) -> float:
+        return self._bucket.wait_s() if self._bucket is not None else 0.0
+
+    def _fill(self) -> bool:
+        """Submit spooled batches until each signal's window is full. True if a window is full."""
+        window = 1 if self._probing else self._cfg.max_in_flight
+        full = False
+        for signal in SIGNALS:
+            busy = sum(1 for f in self._in_flight.values() if f.signal == signal)
+            if busy >= window:
+                full = True
+                continue
+            for spooled in self._spool.oldest(window + busy, signal):
+                if spooled.id in self._in_flight:
+                    continue
+                if busy >= window:
+                    full = True
+                    break
+                if self._rate_wait() > 0:
+                    return True
+                item = self._load(spooled.id, signal, spooled.points)
+                if item is None:
+                    continue
+                self._in_flight[spooled.id] = _Flight(signal, spooled.points)
+                busy += 1
+                if self._bucket is not None:
+                    self._bucket.take(spooled.points)
+                self._exporter.submit(item)
+                self._collect()
+                if self._resume_at > time.monotonic() or self._stop.is_set():
+                    return False
+                window = 1 if self._probing else self._cfg.max_in_flight
+        return full
+
+    def _load(self, spool_id: int, signal: Signal, points: int) -> Outgoing | None:
+        from edgecollect.batch import from_ipc
+
+        payload = self._spool.read(spool_id)
+        if payload is None:
+            return None  # acked meanwhile, evicted, or found damaged (the spool counted it)
+        try:
+            batch = from_ipc(payload)
+        except Exception as exc:  # noqa: BLE001 - any undecodable payload is poison, never a crash
+            log.error("upstream: spool batch %d is not readable Arrow (%s); quarantining it", spool_id, exc)
+            self._quarantined.inc("unreadable")
+            self._spool.quarantine(spool_id, "unreadable_arrow")
+            return None
+        return Outgoing(spool_id, signal, batch, points)
+
+    def _collect(self) -> None:
+        deliveries = self._exporter.poll()
+        backoff: Delivery | None = None
+        for d in deliveries:
+            self._handle(d)
+            if d.outcome == "retry" and d.backoff and backoff is None:
+                backoff = d
+        if backoff is not None:
+            # One step per burst: a broken stream answers a whole window at once.
+            self._failures += 1
+            delay = backoff_delay(self._failures, self._cfg.retry_initial, self._cfg.retry_max, self._rng)
+            if backoff.retry_after_s is not None:
+                delay = max(delay, min(backoff.retry_after_s, 3600.0))
+            self._resume_at = time.monotonic() + delay
+            self._probing = True
+            self._set_state("backoff" if backoff.reachable else "offline", backoff.detail)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("upstream: retry in %.2fs (%s)", delay, backoff.reason)
+
+    def _handle(self, d: Delivery) -> None:
+        flight = self._in_flight.pop(d.spool_id, None)
+        points = flight.points if flight is not None else 0
+        if d.outcome == "ok":
+            self._spool.ack(d.spool_id)
+            self._delivered.inc(d.via)
+            self._points.inc(d.via, points)
+            self._drain.add(points)
+            self._failures = 0
+            self._probing = False
+            modes = self._exporter.modes().values()
+            fallback = d.via != self._cfg.protocol or any("fallback" in m for m in modes)
+            self._set_state("fallback" if fallback else "connected", "")
+        elif d.outcome == "reject":
+            log.warning("upstream %s rejected spool batch %d (%s): %s; quarantined",
+                        self._cfg.endpoint, d.spool_id, d.reason, d.detail)
+            self._quarantined.inc(d.reason)
+            self._spool.quarantine(d.spool_id, f"upstream_{d.reason}")
+        else:
+            self._retries.inc(d.reason)
+            if d.detail:
+                with self._lock:
+                    self._last_error, self._last_error_at = d.detail, time.time()
+
+    def _set_state(self, state: State, error: str) -> None:
+        with self._lock:
+            old, self._state = self._state, state
+            if error:
+                self._last_error, self._last_error_at = error, time.time()
+        if state in ("backoff", "offline"):
+            if error != self._logged_error or old not in ("backoff", "offline"):
+                # One line per distinct error, not one per retry.
+                log.warning("upstream %s: %s: %s (backlog %d batches; retrying with backoff)",
+                            self._cfg.endpoint, state, error, self._spool.stats().files)
+                self._logged_error = error
+        elif old != state:
+            log.info("upstream %s: %s", self._cfg.endpoint, state)
+            self._logged_error = ""
+
+    # -- status -------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        """Upstream state for `edgecollect status` and the periodic log line (JSON-ready)."""
+        stats = self._spool.stats()
+        with self._lock:
+            state, error, error_at = self._state, self._last_error, self._last_error_at
+        return {
+            "endpoint": self._cfg.endpoint,
+            "protocol": self._cfg.protocol,
+            "state": state,
+            "modes": self._exporter.modes(),
+            "last_error": error,
+            "last_error_at": error_at or None,
+            "retry_in_s": round(max(0.0, self._resume_at - time.monotonic()), 3),
+            "backlog": {"batches": stats.files, "points": stats.points, "bytes": stats.bytes,
+                        "oldest_age_s": round(stats.oldest_age_s, 3)},
+            "in_flight": len(self._in_flight),
+            "drain_rate_points_per_s": round(self._drain.rate(), 1),
+            "delivered": {"batches": self._delivered.total(), "points": self._points.total()},
+            "retries": self._retries.total(),
+            "quarantined": self._quarantined.total(),
+        }
+
+
+def format_status(st: dict[str, object]) -> str:
+    """One log line from Forwarder.status()."""
+    backlog = st["backlog"]
+    assert isinstance(backlog, dict)
+    line = (f"upstream {st['endpoint']} {st['protocol']}: {st['state']}; "
+            f"backlog {backlog['batches']} batches, {backlog['points']} points, {backlog['bytes']} B; "
+            f"drain {st['drain_rate_points_per_s']} points/s")
+    if st["last_error"] and st["state"] in ("backoff", "offline"):
+        line += f"; last error: {st['last_error']}"
+    return line
