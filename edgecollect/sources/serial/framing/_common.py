@@ -43,6 +43,20 @@ def parse_number(text: bytes) -> Value | None:
     return None
 
 
+_NUMBER_TEXT = re.compile(_NUMBER.pattern.decode())
+_INT_TEXT = re.compile(_INT.pattern.decode())
+
+
+def parse_number_text(text: str) -> Value | None:
+    """`parse_number` for text already decoded as ASCII."""
+    if _INT_TEXT.fullmatch(text):
+        return int(text)
+    if _NUMBER_TEXT.fullmatch(text):
+        value = float(text)
+        return value if math.isfinite(value) else None
+    return None
+
+
 class SeriesMaker:
     """Builds gauge series `<prefix><metric>` with units from config, caching the result."""
 

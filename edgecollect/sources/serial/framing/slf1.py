@@ -16,18 +16,18 @@ A frame failing any check is rejected whole, with one outcome; it is never repai
 from __future__ import annotations
 
 import binascii
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from edgecollect.model import AttrValue, LogRecord, Parsed, Point, Value, attrs
-from edgecollect.sources.serial.framing._common import SeriesMaker, parse_number, reject
+from edgecollect.sources.serial.framing._common import SeriesMaker, parse_number_text, reject
 
 VERSION = b"1"
 KINDS = frozenset("DILE")
 _HEX4 = re.compile(rb"[0-9A-Fa-f]{4}")
 _DEVICE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
-_UINT = re.compile(r"[0-9]{1,10}")
 _KEY = re.compile(r"([a-z][a-z0-9_]{0,31})(?:\.([A-Za-z0-9_-]{1,16}))?")
 _HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
 _RAW_FORBIDDEN = re.compile(r"[$*,=%\r\n]")
@@ -108,9 +108,8 @@ def decode(line: bytes) -> Frame | str:
     _, kind, device_id, seq, uptime = parts[:5]
     if (
         kind not in KINDS
-        or not _DEVICE.fullmatch(device_id)
-        or not _UINT.fullmatch(seq)
-        or not _UINT.fullmatch(uptime)
+        or not _valid_device(device_id)
+        or not (seq.isdigit() and len(seq) <= 10 and uptime.isdigit() and len(uptime) <= 10)
         or int(seq) >= UINT32
         or int(uptime) >= UINT32
     ):
@@ -120,14 +119,14 @@ def decode(line: bytes) -> Frame | str:
     texts: list[tuple[str, str]] = []
     for part in parts[5:]:
         key, sep, raw = part.partition("=")
-        if not sep or key in seen or not _KEY.fullmatch(key):
+        if not sep or key in seen or not _valid_key(key):
             return "field"
         seen.add(key)
         if kind == "D":
             if not raw:
                 values.append((key, None))
                 continue
-            number = parse_number(raw.encode("ascii"))
+            number = parse_number_text(raw)
             if number is None:
                 return "value"
             values.append((key, number))
@@ -137,6 +136,17 @@ def decode(line: bytes) -> Frame | str:
                 return "value"
             texts.append((key, decoded))
     return Frame(kind, device_id, int(seq), int(uptime), tuple(values), tuple(texts))
+
+
+# A steady stream repeats the same device id and keys: memoise their (pure) syntax checks.
+@functools.lru_cache(maxsize=4096)
+def _valid_device(text: str) -> bool:
+    return _DEVICE.fullmatch(text) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_key(text: str) -> bool:
+    return _KEY.fullmatch(text) is not None
 
 
 def parse_units(text: str) -> dict[str, str]:
