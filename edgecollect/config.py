@@ -301,4 +301,8 @@ class _Loader:
         try:
             return cls(**kwargs)
         except (ValueError, TypeError) as exc:
+            # "<field> must be <rule>" from __post_init__ points at that field's own line.
+            name, sep, rule = str(exc).partition(" must be ")
+            if sep and name in fields:
+                raise self.error((*path, name), rule, _describe(value.get(name, "(default)"))) from exc
             raise self.error(path, str(exc)) from exc
