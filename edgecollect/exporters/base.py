@@ -179,6 +179,9 @@ class Exporter(Protocol):
     def close(self, timeout_s: float) -> list[Delivery]: ...
 
 
+ExporterFactory = Callable[[UpstreamConfig, Telemetry, Callable[[], None]], Exporter]
+
+
 def make_exporter(cfg: UpstreamConfig, telemetry: Telemetry, wake: Callable[[], None]) -> Exporter:
     # Imported here: otap and otlp import this module for Delivery and the config.
     if cfg.protocol == "otap":
@@ -251,6 +254,7 @@ class _Flight:
     points: int
 
 
+_NEEDS_A_PERSON = frozenset({"tls", "config", "unauthenticated", "permission_denied", "unimplemented"})
 IDLE_WAIT_S = 5.0  # nothing to send: sleep until notify() (this is only a safety net)
 ACTIVE_WAIT_S = 0.5  # batches in flight: exporters need a tick for ack timeouts and rotation
 CLOSE_TIMEOUT_S = 2.0  # at shutdown, how long unanswered batches may still be acknowledged
@@ -270,7 +274,7 @@ class Forwarder:
         telemetry: Telemetry,
         stop: threading.Event,
         *,
-        exporter: Exporter | None = None,
+        exporter_factory: ExporterFactory | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._cfg = cfg
@@ -278,7 +282,7 @@ class Forwarder:
         self._stop = stop
         self._wake = threading.Event()
         self._rng = rng or random.Random()
-        self._exporter = exporter if exporter is not None else make_exporter(cfg, telemetry, self._wake.set)
+        self._exporter = (exporter_factory or make_exporter)(cfg, telemetry, self._wake.set)
         self._in_flight: dict[int, _Flight] = {}
         self._failures = 0
         self._resume_at = 0.0
@@ -393,7 +397,7 @@ class Forwarder:
                 delay = max(delay, min(backoff.retry_after_s, 3600.0))
             self._resume_at = time.monotonic() + delay
             self._probing = True
-            self._set_state("backoff" if backoff.reachable else "offline", backoff.detail)
+            self._set_state("backoff" if backoff.reachable else "offline", backoff.detail, backoff.reason)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("upstream: retry in %.2fs (%s)", delay, backoff.reason)
 
@@ -421,7 +425,7 @@ class Forwarder:
                 with self._lock:
                     self._last_error, self._last_error_at = d.detail, time.time()
 
-    def _set_state(self, state: State, error: str) -> None:
+    def _set_state(self, state: State, error: str, reason: str = "") -> None:
         with self._lock:
             old, self._state = self._state, state
             if error:
@@ -429,8 +433,10 @@ class Forwarder:
         if state in ("backoff", "offline"):
             if error != self._logged_error or old not in ("backoff", "offline"):
                 # One line per distinct error, not one per retry.
-                log.warning("upstream %s: %s: %s (backlog %d batches; retrying with backoff)",
-                            self._cfg.endpoint, state, error, self._spool.stats().files)
+                # Errors only a person can fix (certificates, secrets, credentials) log as errors.
+                level = logging.ERROR if reason in _NEEDS_A_PERSON else logging.WARNING
+                log.log(level, "upstream %s: %s: %s (backlog %d batches; retrying with backoff)",
+                        self._cfg.endpoint, state, error, self._spool.stats().files)
                 self._logged_error = error
         elif old != state:
             log.info("upstream %s: %s", self._cfg.endpoint, state)

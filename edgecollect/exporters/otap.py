@@ -83,6 +83,7 @@ class _Stream:
         self.closing = False
         self.done = False
         self.cancel_reason = ""
+        self.end: tuple[str, str, bool, bool] = ("stream_ended", "Arrow stream ended", True, True)
         self._lock = threading.Lock()
         self._requests: queue.SimpleQueue[pb.BatchArrowRecords | None] = queue.SimpleQueue()
         service = "ArrowMetricsService/ArrowMetrics" if signal == "metrics" else "ArrowLogsService/ArrowLogs"
@@ -167,7 +168,7 @@ class _Stream:
 
     def _finish(self, code: grpc.StatusCode | None, details: str) -> None:
         with self._lock:
-            self.done = True
+            self.done = True  # with the snapshot, so send() can never add a BAR nobody will answer
             left = sorted(self.pending.items())
             self.pending.clear()
             answered, closing, cancelled = self.answered, self.closing, self.cancel_reason
@@ -190,6 +191,7 @@ class _Stream:
             if code == grpc.StatusCode.INTERNAL and left:
                 self.owner.strike(left[0][1].item.spool_id)
                 reason = "decode_error"
+        self.end = (reason, detail, reachable, backoff)
         self.owner.stream_ended(self, reason if code is not None else "ok")
         for _, sent in left:
             self.owner.post(Delivery(sent.item.spool_id, "retry", reason, detail, "otap",
@@ -277,7 +279,11 @@ class OtapExporter:
                 self._bytes.inc("otap", bar.ByteSize())
                 return
             lane.stream = None  # it ended under us; the batch goes on a fresh stream
-        self.post(Delivery(item.spool_id, "retry", "stream_ended", "Arrow stream ended at once", "otap"))
+        # Two fresh streams ended before a BAR could go out (typically: connection refused).
+        stream.join(1.0)  # its reader is finishing; wait for the reason it records
+        reason, detail, reachable, backoff = stream.end
+        self.post(Delivery(item.spool_id, "retry", reason, detail, "otap", backoff=backoff,
+                           reachable=reachable))
 
     def _encode(self, stream: _Stream, item: Outgoing) -> pb.BatchArrowRecords | None:
         for attempt in (1, 2):
