@@ -74,3 +74,19 @@ def test_sizes_and_durations_parse() -> None:
     assert cfg.spool.max_size == 64 * 1024 * 1024
     assert cfg.spool.max_age == 7200.0
     assert cfg.batch.flush_interval == 0.25
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_reference_config_documents_every_key_with_its_default() -> None:
+    from edgecollect.configdoc import render
+
+    reference = (REPO / "configs" / "edgecollect.toml").read_text()
+    assert reference == render(), "regenerate: python -m edgecollect.configdoc > configs/edgecollect.toml"
+    assert load(REPO / "configs" / "edgecollect.toml") == Config(path=str(REPO / "configs" / "edgecollect.toml"))
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_every_example_config_is_valid(path: Path) -> None:
+    assert main(["check-config", str(path)]) == 0
