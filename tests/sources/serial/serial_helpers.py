@@ -36,10 +36,23 @@ def b(text: str) -> bytes:
 
 def make_ctx(name: str = "serial.test", capacity: int = 1_000_000) -> SourceContext:
     telemetry = Telemetry()
-    ring = Ring(name, capacity, "drop_oldest", telemetry.counter("buffer", "dropped", "policy"),
-                telemetry.counter("buffer", "logs_dropped", "policy"), max_log_bytes=64 << 20)
-    return SourceContext(name=name, kind="serial", ring=ring, stop=threading.Event(),
-                         series=SeriesRegistry(), telemetry=telemetry, clock=Clock())
+    ring = Ring(
+        name,
+        capacity,
+        "drop_oldest",
+        telemetry.counter("buffer", "dropped", "policy"),
+        telemetry.counter("buffer", "logs_dropped", "policy"),
+        max_log_bytes=64 << 20,
+    )
+    return SourceContext(
+        name=name,
+        kind="serial",
+        ring=ring,
+        stop=threading.Event(),
+        series=SeriesRegistry(),
+        telemetry=telemetry,
+        clock=Clock(),
+    )
 
 
 @dataclass(frozen=True)
@@ -76,8 +89,10 @@ class Collected:
             if cond(self):
                 return
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what or cond}: {len(self.samples)} samples, "
-                                     f"counters {counters(self.ctx)}")
+                raise AssertionError(
+                    f"timed out waiting for {what or cond}: {len(self.samples)} samples, "
+                    f"counters {counters(self.ctx)}"
+                )
             time.sleep(0.01)
 
 
@@ -101,7 +116,7 @@ def running(cfg: SerialConfig, ctx: SourceContext) -> Iterator[SerialSource]:
     def target() -> None:
         try:
             source.run()
-        except BaseException as exc:  # surfaced to the test below
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the test below
             errors.append(exc)
 
     thread = threading.Thread(target=target, name="serial-test", daemon=True)

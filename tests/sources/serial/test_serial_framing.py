@@ -23,8 +23,15 @@ def enc(kind: str, dev: str, seq: int, up: int, fields: list[tuple[str, str]]) -
 
 
 def view(points: tuple[Point, ...]) -> list[dict[str, object]]:
-    return [{"metric": p.series.name, "unit": p.series.unit, "attributes": dict(p.series.attributes),
-             "value": p.value} for p in points]
+    return [
+        {
+            "metric": p.series.name,
+            "unit": p.series.unit,
+            "attributes": dict(p.series.attributes),
+            "value": p.value,
+        }
+        for p in points
+    ]
 
 
 def test_crc_check_value_matches_the_spec() -> None:
@@ -37,10 +44,16 @@ def test_golden_frame_decodes_exactly(vec: dict[str, object]) -> None:
     frame = slf1.decode(b(str(vec["frame"])))
     assert isinstance(frame, slf1.Frame), frame
     assert (frame.kind, frame.device_id, frame.seq, frame.uptime_ms) == (
-        vec["kind"], vec["device_id"], vec["seq"], vec["uptime_ms"])
+        vec["kind"],
+        vec["device_id"],
+        vec["seq"],
+        vec["uptime_ms"],
+    )
     fields = [list(f) for f in vec["fields"]]  # type: ignore[attr-defined]
     if frame.kind == "D":
-        expected = [[k, None if v == "" else (int(v) if v.lstrip("-").isdigit() else float(v))] for k, v in fields]
+        expected = [
+            [k, None if v == "" else (int(v) if v.lstrip("-").isdigit() else float(v))] for k, v in fields
+        ]
         assert [[k, v] for k, v in frame.values] == expected
         assert all(type(v) is type(e) for (_, v), (_, e) in zip(frame.values, expected, strict=True))
     else:
@@ -50,8 +63,13 @@ def test_golden_frame_decodes_exactly(vec: dict[str, object]) -> None:
 @pytest.mark.parametrize("vec", G["frames"], ids=[v["name"] for v in G["frames"]])
 def test_reference_encoder_reproduces_golden_frame(vec: dict[str, object]) -> None:
     fields = [tuple(f) for f in vec["fields"]]  # type: ignore[attr-defined]
-    out = slf1.encode(str(vec["kind"]), str(vec["device_id"]), int(vec["seq"]),  # type: ignore[call-overload]
-                      int(vec["uptime_ms"]), fields)  # type: ignore[call-overload]
+    out = slf1.encode(
+        str(vec["kind"]),
+        str(vec["device_id"]),
+        int(vec["seq"]),  # type: ignore[call-overload]
+        int(vec["uptime_ms"]),
+        fields,
+    )  # type: ignore[call-overload]
     assert out == b(str(vec["frame"])) + b(G["line_end"])
 
 
@@ -83,12 +101,16 @@ def test_info_frame_units_apply_to_later_data_and_config_is_the_fallback() -> No
     parser = make_parser(SerialConfig(port="p", prefix="gh.", units={"gh.hum": "%", "co2": "ppm"}))
     d0 = parser.parse(enc("D", "dev", 0, 0, [("temp.ds0", "20"), ("hum", "40"), ("co2", "400")]), 0)
     assert [(p.series.name, p.series.unit) for p in d0.points] == [
-        ("gh.temp", "1"), ("gh.hum", "%"), ("gh.co2", "ppm")]
+        ("gh.temp", "1"),
+        ("gh.hum", "%"),
+        ("gh.co2", "ppm"),
+    ]
     hello = parser.parse(enc("I", "dev", 1, 5, [("fw", "2.1"), ("units", "temp:Cel;hum:%")]), 0)
     assert hello.points == () and "fw=2.1" in str(hello.logs[0].body)
     d2 = parser.parse(enc("D", "dev", 2, 10, [("temp.ds0", "20.5")]), 0)
     assert [(p.series.name, p.series.unit, dict(p.series.attributes)) for p in d2.points] == [
-        ("gh.temp", "Cel", {"device.id": "dev", "sensor.id": "ds0"})]
+        ("gh.temp", "Cel", {"device.id": "dev", "sensor.id": "ds0"})
+    ]
 
 
 def test_log_and_error_frames_become_log_records() -> None:
@@ -98,9 +120,14 @@ def test_log_and_error_frames_become_log_records() -> None:
     assert dict(rec.attributes) == {"device.id": "uno-01", "serial.port": "/dev/ttyX"}
     err = parser.parse(b(G["frames"][3]["frame"]), 8).logs[0]
     assert (err.body, err.severity_text, err.severity_number) == ("code=dht_timeout", "ERROR", 17)
-    warn = parser.parse(enc("L", "uno-01", 9, 5200, [("msg", "low battery"), ("lvl", "W"),
-                                                             ("vbat", "3.1")]), 9).logs[0]
-    assert (warn.body, warn.severity_text, dict(warn.attributes)["slf.vbat"]) == ("low battery", "WARN", "3.1")
+    warn = parser.parse(
+        enc("L", "uno-01", 9, 5200, [("msg", "low battery"), ("lvl", "W"), ("vbat", "3.1")]), 9
+    ).logs[0]
+    assert (warn.body, warn.severity_text, dict(warn.attributes)["slf.vbat"]) == (
+        "low battery",
+        "WARN",
+        "3.1",
+    )
 
 
 def test_session_counts_gaps_drops_duplicates_and_reports_reboot_and_swap() -> None:
@@ -167,7 +194,9 @@ def test_nmea_gga_with_fix_gives_position_altitude_quality_sats_hdop() -> None:
     assert v["gps.latitude"][0] == pytest.approx(48 + 7.038 / 60) and v["gps.latitude"][1] == "deg"
     assert v["gps.longitude"][0] == pytest.approx(11 + 31.0 / 60)
     assert v["gps.altitude"] == (545.4, "m")
-    assert v["gps.fix_quality"] == (1, "1") and v["gps.satellites"] == (8, "1") and v["gps.hdop"] == (0.9, "1")
+    assert (
+        v["gps.fix_quality"] == (1, "1") and v["gps.satellites"] == (8, "1") and v["gps.hdop"] == (0.9, "1")
+    )
 
 
 def test_nmea_south_and_west_are_negative() -> None:
@@ -197,16 +226,24 @@ def test_nmea_void_rmc_gives_no_position() -> None:
 
 def test_nmea_gsa_gives_fix_type_and_dops() -> None:
     _, v = nmea_values(NMEA_GSA)
-    assert v == {"gps.fix_type": (3, "1"), "gps.pdop": (2.5, "1"), "gps.hdop": (1.3, "1"), "gps.vdop": (2.1, "1")}
+    assert v == {
+        "gps.fix_type": (3, "1"),
+        "gps.pdop": (2.5, "1"),
+        "gps.hdop": (1.3, "1"),
+        "gps.vdop": (2.1, "1"),
+    }
 
 
-@pytest.mark.parametrize(("line", "outcome"), [
-    (NMEA_FIX_GGA[:-2] + b"48", "crc"),
-    (NMEA_FIX_GGA.replace(b"545.4", b"545.5"), "crc"),
-    (NMEA_FIX_GGA[:-3], "no_crc"),
-    (NMEA_FIX_GGA[1:], "no_start"),
-    (b"$GPGGA,123519,4807.038,N*" + b"%02X" % 0, "crc"),
-])
+@pytest.mark.parametrize(
+    ("line", "outcome"),
+    [
+        (NMEA_FIX_GGA[:-2] + b"48", "crc"),
+        (NMEA_FIX_GGA.replace(b"545.4", b"545.5"), "crc"),
+        (NMEA_FIX_GGA[:-3], "no_crc"),
+        (NMEA_FIX_GGA[1:], "no_start"),
+        (b"$GPGGA,123519,4807.038,N*" + b"%02X" % 0, "crc"),
+    ],
+)
 def test_nmea_bad_sentences_are_counted_rejects(line: bytes, outcome: str) -> None:
     assert nmea_values(line) == (outcome, {})
 
@@ -220,48 +257,72 @@ def test_nmea_malformed_fields_are_field_or_value_rejects() -> None:
     assert nmea_values(seal(b"GPGGA,123519,4807.038,N"))[0] == "field"
     assert nmea_values(seal(b"GPGGA,123519,48x7.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,"))[0] == "value"
     assert nmea_values(seal(b"GPGGA,123519,4807.038,Q,01131.000,E,1,08,0.9,545.4,M,46.9,M,,"))[0] == "value"
-    assert nmea_values(seal(b"GPGSV,3,1,11,03,03,111,00,04,15,270,00,06,01,010,00,13,06,292,00")) == ("ok", {})
+    assert nmea_values(seal(b"GPGSV,3,1,11,03,03,111,00,04,15,270,00,06,01,010,00,13,06,292,00")) == (
+        "ok",
+        {},
+    )
     assert nmea_values(seal(b"gpgga,1"))[0] == "header"
 
 
 # --- line formats ----------------------------------------------------------------------------
 
-def parse(framing: str, line: bytes, **kw: object) -> tuple[str, list[tuple[str, str, dict[str, object], object]]]:
+
+def parse(
+    framing: str, line: bytes, **kw: object
+) -> tuple[str, list[tuple[str, str, dict[str, object], object]]]:
     cfg = SerialConfig(port="p", framing=framing, **kw)  # type: ignore[arg-type]
     out = make_parser(cfg).parse(line, 0)
-    return out.outcome, [(p.series.name, p.series.unit, dict(p.series.attributes), p.value) for p in out.points]
+    return out.outcome, [
+        (p.series.name, p.series.unit, dict(p.series.attributes), p.value) for p in out.points
+    ]
 
 
 def test_csv_uses_header_units_attributes_and_skips() -> None:
     kw = {"header": ("temp", "hum", "", "@sensor"), "units": {"temp": "Cel"}, "prefix": "lab."}
-    assert parse("csv", b"21.5, 40,junk,ds0", **kw) == ("ok", [
-        ("lab.temp", "Cel", {"sensor": "ds0"}, 21.5), ("lab.hum", "1", {"sensor": "ds0"}, 40)])
+    assert parse("csv", b"21.5, 40,junk,ds0", **kw) == (
+        "ok",
+        [("lab.temp", "Cel", {"sensor": "ds0"}, 21.5), ("lab.hum", "1", {"sensor": "ds0"}, 40)],
+    )
     assert parse("csv", b"21.5,,x,ds0", **kw)[1] == [("lab.temp", "Cel", {"sensor": "ds0"}, 21.5)]
     assert parse("csv", b"21.5,40", **kw) == ("field", [])
     assert parse("csv", b"21.5,forty,x,ds0", **kw) == ("value", [])
 
 
 def test_kv_pairs() -> None:
-    assert parse("kv", b"temp=21.5 hum=40;vbat=3.71,rssi=-67") == ("ok", [
-        ("temp", "1", {}, 21.5), ("hum", "1", {}, 40), ("vbat", "1", {}, 3.71), ("rssi", "1", {}, -67)])
+    assert parse("kv", b"temp=21.5 hum=40;vbat=3.71,rssi=-67") == (
+        "ok",
+        [("temp", "1", {}, 21.5), ("hum", "1", {}, 40), ("vbat", "1", {}, 3.71), ("rssi", "1", {}, -67)],
+    )
     assert parse("kv", b"temp=21.5 hum")[0] == "field"
     assert parse("kv", b"temp=warm")[0] == "value"
     assert parse("kv", b"temp=nan")[0] == "value"
 
 
 def test_jsonl_flattens_numbers_and_takes_strings_as_attributes() -> None:
-    assert parse("jsonl", b'{"temp": 21.5, "ok": true, "bme": {"p": 1013}, "id": "ds0", "x": null}') == ("ok", [
-        ("temp", "1", {"id": "ds0"}, 21.5), ("ok", "1", {"id": "ds0"}, 1), ("bme.p", "1", {"id": "ds0"}, 1013)])
+    assert parse("jsonl", b'{"temp": 21.5, "ok": true, "bme": {"p": 1013}, "id": "ds0", "x": null}') == (
+        "ok",
+        [
+            ("temp", "1", {"id": "ds0"}, 21.5),
+            ("ok", "1", {"id": "ds0"}, 1),
+            ("bme.p", "1", {"id": "ds0"}, 1013),
+        ],
+    )
     assert parse("jsonl", b"[1, 2]")[0] == "field"
     assert parse("jsonl", b'{"temp": 21.5')[0] == "field"
     assert parse("jsonl", b'{"temp": NaN}')[0] == "value"
 
 
 def test_influx_line_protocol() -> None:
-    outcome, pts = parse("influx", b"weather,sensor=ds0,room=a\\ b temp=21.5,n=3i,on=t,s=\"x y\" 1700000000000000000")
+    outcome, pts = parse(
+        "influx", b'weather,sensor=ds0,room=a\\ b temp=21.5,n=3i,on=t,s="x y" 1700000000000000000'
+    )
     assert outcome == "ok"
     attrs = {"sensor": "ds0", "room": "a b"}
-    assert pts == [("weather.temp", "1", attrs, 21.5), ("weather.n", "1", attrs, 3), ("weather.on", "1", attrs, 1)]
+    assert pts == [
+        ("weather.temp", "1", attrs, 21.5),
+        ("weather.n", "1", attrs, 3),
+        ("weather.on", "1", attrs, 1),
+    ]
     out = make_parser(SerialConfig(port="p", framing="influx")).parse(b"m v=1 1700000000000000000", 0)
     assert out.points[0].time_ns == 1700000000000000000
     assert parse("influx", b"weather temp=abc")[0] == "value"
@@ -271,8 +332,10 @@ def test_influx_line_protocol() -> None:
 
 def test_regex_named_groups() -> None:
     pattern = r"T:(?P<temp>-?[0-9.]+)C H:(?P<hum>[0-9.]+)%(?: id=(?P<attr_sensor>\w+))?"
-    assert parse("regex", b"T:-4.5C H:88% id=north", pattern=pattern) == ("ok", [
-        ("temp", "1", {"sensor": "north"}, -4.5), ("hum", "1", {"sensor": "north"}, 88)])
+    assert parse("regex", b"T:-4.5C H:88% id=north", pattern=pattern) == (
+        "ok",
+        [("temp", "1", {"sensor": "north"}, -4.5), ("hum", "1", {"sensor": "north"}, 88)],
+    )
     assert parse("regex", b"T:-4.5C H:88%", pattern=pattern)[1][0] == ("temp", "1", {}, -4.5)
     assert parse("regex", b"hello", pattern=pattern) == ("field", [])
     assert parse("regex", b"T:1.2.3C H:1%", pattern=pattern) == ("value", [])
@@ -285,7 +348,7 @@ def test_no_parser_raises_on_arbitrary_bytes(framing: str) -> None:
     rng = random.Random(framing)
     cfg = SerialConfig(port="p", framing=framing, header=("a", "b"), pattern=r"(?P<a>\d+)")  # type: ignore[arg-type]
     parser = make_parser(cfg)
-    specials = b"$*,=%.:;{}[]\"\\ 0123456789abcdefABCDEF-+eEnNiItTfFD\x00\xff"
+    specials = b'$*,=%.:;{}[]"\\ 0123456789abcdefABCDEF-+eEnNiItTfFD\x00\xff'
     for _ in range(3000):
         line = bytes(rng.choice(specials) for _ in range(rng.randint(0, 60)))
         out = parser.parse(line, 0)

@@ -64,14 +64,19 @@ def test_pty_end_to_end_names_units_attributes(tmp_path: Path) -> None:
             got.wait_for(lambda c: opens(ctx) == 1, what="port open")
             pty.write(b"half a line from before we looked\r\n")  # the first (partial) line is discarded
             pty.write(slf1.encode("I", "esp32-a4cf12", 0, 5, [("fw", "1.2"), ("units", "temp:Cel;hum:%")]))
-            pty.write(slf1.encode("D", "esp32-a4cf12", 1, 10, [("temp.ds0", "21.5"), ("hum", "40"), ("co2", "415")]))
+            pty.write(
+                slf1.encode("D", "esp32-a4cf12", 1, 10, [("temp.ds0", "21.5"), ("hum", "40"), ("co2", "415")])
+            )
             got.wait_for(lambda c: len(c.samples) == 3, what="3 samples")
     finally:
         pty.unplug()
     view = {(s.metric, s.unit, tuple(sorted(s.attributes.items())), s.value) for s in got.samples}
     dev = ("device.id", "esp32-a4cf12")
-    assert view == {("gh.temp", "Cel", (dev, ("sensor.id", "ds0")), 21.5), ("gh.hum", "%", (dev,), 40),
-                    ("gh.co2", "ppm", (dev,), 415)}
+    assert view == {
+        ("gh.temp", "Cel", (dev, ("sensor.id", "ds0")), 21.5),
+        ("gh.hum", "%", (dev,), 40),
+        ("gh.co2", "ppm", (dev,), 415),
+    }
     assert frames(ctx) == {"ok": 2}
     assert any("device hello" in str(r.body) for r in got.logs)
 
@@ -96,9 +101,14 @@ def test_device_log_lines_become_log_records_not_rejects(tmp_path: Path) -> None
     master, slave = os.openpty()
     ctx = make_ctx()
     got = Collected(ctx)
-    lines = [b"Guru Meditation Error: Core  1 panic'ed (LoadProhibited). Exception was unhandled.",
-             b"Traceback (most recent call last):", b'  File "main.py", line 12, in <module>',
-             b"OSError: [Errno 19] ENODEV", b"ets Jun  8 2016 00:22:57", b"random chatter"]
+    lines = [
+        b"Guru Meditation Error: Core  1 panic'ed (LoadProhibited). Exception was unhandled.",
+        b"Traceback (most recent call last):",
+        b'  File "main.py", line 12, in <module>',
+        b"OSError: [Errno 19] ENODEV",
+        b"ets Jun  8 2016 00:22:57",
+        b"random chatter",
+    ]
     try:
         with running(SerialConfig(port=os.ttyname(slave)), ctx):
             got.wait_for(lambda c: opens(ctx) == 1, what="port open")
@@ -108,8 +118,13 @@ def test_device_log_lines_become_log_records_not_rejects(tmp_path: Path) -> None
         os.close(master)
         os.close(slave)
     records = [(str(r.body), r.severity_text) for r in got.logs if dict(r.attributes).get("serial.port")]
-    assert records == [(lines[0].decode(), "ERROR"), (lines[1].decode(), "ERROR"), (lines[2].decode(), "INFO"),
-                       (lines[3].decode(), "ERROR"), (lines[4].decode(), "INFO")]
+    assert records == [
+        (lines[0].decode(), "ERROR"),
+        (lines[1].decode(), "ERROR"),
+        (lines[2].decode(), "INFO"),
+        (lines[3].decode(), "ERROR"),
+        (lines[4].decode(), "INFO"),
+    ]
     assert counters(ctx)["log_lines"] == {"": 5}
     assert frames(ctx) == {"ok": 1, "no_start": 1}
 
@@ -168,7 +183,9 @@ def test_hot_plug_20_times_recovers_and_loses_nothing_written_while_open(tmp_pat
     received_per_cycle: list[list[int]] = []
     recovery_s: list[float] = []
     with running(cfg, ctx):
-        got.wait_for(lambda c: counters(ctx).get("port_errors", {}).get("absent", 0) >= 1, what="absent at boot")
+        got.wait_for(
+            lambda c: counters(ctx).get("port_errors", {}).get("absent", 0) >= 1, what="absent at boot"
+        )
         for cycle in range(20):
             pty.plug()
             plugged_at = time.monotonic()
@@ -189,7 +206,9 @@ def test_hot_plug_20_times_recovers_and_loses_nothing_written_while_open(tmp_pat
                 pty.write(frame(seq))
                 seq += 1
             last = seq - 1
-            got.wait_for(lambda c, last=last: any(s.value == last for s in c.samples), what=f"cycle {cycle} end")
+            got.wait_for(
+                lambda c, last=last: any(s.value == last for s in c.samples), what=f"cycle {cycle} end"
+            )
             values = sorted(int(s.value) for s in got.samples if s.value >= first_seq)
             received_per_cycle.append(values)
             assert set(range(open_from, last + 1)) <= set(values), f"cycle {cycle} lost frames while open"
@@ -229,8 +248,10 @@ def test_socket_url_nmea_and_reconnect_after_the_peer_drops() -> None:
                 # pyserial drains the input at open; send once the source counted the open
                 got.wait_for(lambda c, n=round_ + 1: opens(ctx) == n, what="connected")
                 conn.sendall(b"\r\n" + gga + nofix + gga[:-4] + b"00\r\n")
-                got.wait_for(lambda c, n=round_ + 1: sum(s.metric == "gps.latitude" for s in c.samples) == n,
-                             what="a position")
+                got.wait_for(
+                    lambda c, n=round_ + 1: sum(s.metric == "gps.latitude" for s in c.samples) == n,
+                    what="a position",
+                )
                 got.wait_for(lambda c, n=round_ + 1: frames(ctx).get("crc", 0) == n, what="the bad checksum")
                 conn.close()
     finally:

@@ -31,9 +31,26 @@ from edgecollect.sources.serial.config import DEFAULT_LOG_PATTERNS
 from edgecollect.sources.serial.framing import slf1
 from edgecollect.sources.serial.port import LineSplitter
 
-CLASSES = ("flip_body", "burst", "flip_start", "flip_star", "truncate", "noise", "overflow", "cut", "duplicate")
-EXPECTED_OUTCOME = {"flip_body": "crc", "burst": "crc", "flip_start": "no_start", "flip_star": "no_crc",
-                    "truncate": "no_crc", "noise": "no_start", "overflow": "overflow"}
+CLASSES = (
+    "flip_body",
+    "burst",
+    "flip_start",
+    "flip_star",
+    "truncate",
+    "noise",
+    "overflow",
+    "cut",
+    "duplicate",
+)
+EXPECTED_OUTCOME = {
+    "flip_body": "crc",
+    "burst": "crc",
+    "flip_start": "no_start",
+    "flip_star": "no_crc",
+    "truncate": "no_crc",
+    "noise": "no_start",
+    "overflow": "overflow",
+}
 LOST = {"flip_body", "burst", "flip_start", "flip_star", "truncate", "cut"}
 _LOG_PATTERNS = [re.compile(p.encode()) for p in DEFAULT_LOG_PATTERNS]
 _JUNK = [c for c in range(256) if c not in (0x0A, 0x24)]
@@ -172,8 +189,11 @@ def test_faulty_stream_through_a_real_pty_gives_the_same_counts() -> None:
             writer = threading.Thread(target=write, daemon=True)
             writer.start()
             last = max(clean)
-            collected.wait_for(lambda c: any(s.metric == "seq" and s.value == last for s in c.samples),
-                               timeout=60, what="the last frame")
+            collected.wait_for(
+                lambda c: any(s.metric == "seq" and s.value == last for s in c.samples),
+                timeout=60,
+                what="the last frame",
+            )
             writer.join(10)
     finally:
         os.close(master)
@@ -182,4 +202,3 @@ def test_faulty_stream_through_a_real_pty_gives_the_same_counts() -> None:
     assert frames(ctx) == outcomes
     assert counters(ctx)["lost_frames"][""] == lost
     check_accepted(collected, clean)
-
