@@ -35,7 +35,7 @@ from edgecollect.telemetry import Telemetry
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from edgecollect.spool import Spool
+    from edgecollect.spool import Spool, SpooledBatch
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,8 @@ class _Flight:
 
 
 _NEEDS_A_PERSON = frozenset({"tls", "config", "unauthenticated", "permission_denied", "unimplemented"})
-IDLE_WAIT_S = 5.0  # nothing to send: sleep until notify() (this is only a safety net)
+IDLE_WAIT_S = 1.0  # nothing to send: notify() wakes us; this bounds how late we see stop
+PREFETCH = 256  # spooled batches listed ahead per signal
 ACTIVE_WAIT_S = 0.5  # batches in flight: exporters need a tick for ack timeouts and rotation
 CLOSE_TIMEOUT_S = 2.0  # at shutdown, how long unanswered batches may still be acknowledged
 
@@ -284,6 +285,7 @@ class Forwarder:
         self._rng = rng or random.Random()
         self._exporter = (exporter_factory or make_exporter)(cfg, telemetry, self._wake.set)
         self._in_flight: dict[int, _Flight] = {}
+        self._queue: dict[Signal, deque[SpooledBatch]] = {s: deque() for s in SIGNALS}  # next to send
         self._failures = 0
         self._resume_at = 0.0
         self._probing = True  # one batch per signal until the upstream has said ok once
@@ -336,23 +338,25 @@ class Forwarder:
     def _rate_wait(self) -> float:
         return self._bucket.wait_s() if self._bucket is not None else 0.0
 
-    def _fill(self) -> bool:
-        """Submit spooled batches until each signal's window is full. True if a window is full."""
-        window = 1 if self._probing else self._cfg.max_in_flight
-        full = False
+    def _fill(self) -> None:
+        """Submit spooled batches, oldest first, until each signal's window is full."""
         for signal in SIGNALS:
+            queue = self._queue[signal]
             busy = sum(1 for f in self._in_flight.values() if f.signal == signal)
-            if busy >= window:
-                full = True
-                continue
-            for spooled in self._spool.oldest(window + busy, signal):
+            while busy < (1 if self._probing else self._cfg.max_in_flight):
+                if not queue:
+                    # Listing sorts the whole spool index: fetch ahead so a long backlog costs one
+                    # sort per PREFETCH batches, not one per batch.
+                    listed = self._spool.oldest(busy + self._cfg.max_in_flight + PREFETCH, signal)
+                    queue.extend(b for b in listed if b.id not in self._in_flight)
+                    if not queue:
+                        break
+                spooled = queue.popleft()
                 if spooled.id in self._in_flight:
                     continue
-                if busy >= window:
-                    full = True
-                    break
                 if self._rate_wait() > 0:
-                    return True
+                    queue.appendleft(spooled)
+                    return
                 item = self._load(spooled.id, signal, spooled.points)
                 if item is None:
                     continue
@@ -363,9 +367,7 @@ class Forwarder:
                 self._exporter.submit(item)
                 self._collect()
                 if self._resume_at > time.monotonic() or self._stop.is_set():
-                    return False
-                window = 1 if self._probing else self._cfg.max_in_flight
-        return full
+                    return
 
     def _load(self, spool_id: int, signal: Signal, points: int) -> Outgoing | None:
         from edgecollect.batch import from_ipc
@@ -421,6 +423,8 @@ class Forwarder:
             self._spool.quarantine(d.spool_id, f"upstream_{d.reason}")
         else:
             self._retries.inc(d.reason)
+            if flight is not None:
+                self._queue[flight.signal].clear()  # it is older than anything queued: oldest first
             if d.detail:
                 with self._lock:
                     self._last_error, self._last_error_at = d.detail, time.time()
