@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -68,8 +70,9 @@ def entries_from_json(text: str) -> tuple[Entry, ...]:
 
 def _exact(e: Entry) -> Hashable:
     # Identity of an entry as stored: keeps 0.0 and -0.0 apart (they are different values to send).
-    t, k, v = e
-    return (t, k, v.hex()) if isinstance(v, float) else (t, k, v)
+    # The type code keeps True, 1 and 1.0 apart.
+    v = e[2]
+    return (e[0], e[1], v.hex()) if type(v) is float else e
 
 
 def _sort_key(e: Entry) -> tuple[int, str, tuple[int, object]]:
@@ -150,25 +153,92 @@ def _go_classes(entries: Sequence[Entry]) -> pa.Array:
     return pa.array(out, pa.int64())
 
 
+@dataclass(frozen=True, slots=True)
+class AttrPlan:
+    """Everything about an attribute table that depends only on its distinct attribute sets, not on
+    which parents use them: computed once and reused while a stream sends the same series."""
+
+    set_ranks: pa.Array  # list<int64>: per set, the sorted ranks of its entries
+    classes: pa.Array  # per rank: Go-equality class, null for never-equal
+    types: pa.Array  # per rank: uint8 type code
+    key_distinct: list[str]
+    key_codes: pa.Array  # per rank: index into key_distinct
+    str_distinct: list[object]
+    str_codes: pa.Array  # per rank: index into str_distinct, null unless type str
+    values: dict[str, pa.Array]  # column name → per-rank value, null unless that type
+
+
+def plan_of(table: EntryTable) -> AttrPlan:
+    """The sorted entries of `table` (by type, key, value) and their per-rank columns."""
+    entries = table.entries
+    order = sorted(range(len(entries)), key=lambda i: _sort_key(entries[i]))
+    ranked = [entries[i] for i in order]
+    rank_of = [0] * len(entries)
+    for r, i in enumerate(order):
+        rank_of[i] = r
+    key_distinct = list(dict.fromkeys(e[1] for e in ranked))
+    key_index = {k: i for i, k in enumerate(key_distinct)}
+    str_distinct: dict[object, int] = {}
+    str_codes = [
+        str_distinct.setdefault(e[2], len(str_distinct)) if e[0] == TYPE_STR else None for e in ranked
+    ]
+    return AttrPlan(
+        set_ranks=pa.array([[rank_of[e] for e in s] for s in table.sets], pa.list_(pa.int64())),
+        classes=_go_classes(ranked),
+        types=pa.array([e[0] for e in ranked], pa.uint8()),
+        key_distinct=key_distinct,
+        key_codes=pa.array([key_index[e[1]] for e in ranked], pa.int64()),
+        str_distinct=list(str_distinct),
+        str_codes=pa.array(str_codes, pa.int64()),
+        values={
+            name: pa.array([e[2] if e[0] == code else None for e in ranked], typ)
+            for name, code, typ in (
+                ("int", TYPE_INT, pa.int64()),
+                ("double", TYPE_DOUBLE, pa.float64()),
+                ("bool", TYPE_BOOL, pa.bool_()),
+                ("bytes", TYPE_BYTES, pa.binary()),
+            )
+        },
+    )
+
+
+class PlanCache:
+    """A small LRU of AttrPlans keyed by the batch's distinct attribute sets (bounded memory)."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._size = size
+        self._plans: OrderedDict[Hashable, tuple[list[int | None], AttrPlan | None]] = OrderedDict()
+
+    def get(self, key: Hashable) -> tuple[list[int | None], AttrPlan | None] | None:
+        hit = self._plans.get(key)
+        if hit is not None:
+            self._plans.move_to_end(key)
+        return hit
+
+    def put(self, key: Hashable, value: tuple[list[int | None], AttrPlan | None]) -> None:
+        self._plans[key] = value
+        if len(self._plans) > self._size:
+            self._plans.popitem(last=False)
+
+
 def attribute_table(
     set_of_parent: pa.Array, table: EntryTable, keys: DictColumn, strs: DictColumn, parent_bits: int
 ) -> list[Col] | None:
     """The columns of the attribute table for parents 0..n-1 whose attributes are
     `table.sets[set_of_parent[p]]` (null: none), sorted by (type, key, value, parent) and quasi-delta
     encoded; None when it has no rows."""
-    entries = table.entries
-    if not entries:
+    if not table.entries:
         return None
-    order = sorted(range(len(entries)), key=lambda i: _sort_key(entries[i]))
-    ranked = [entries[i] for i in order]
-    rank_of = [0] * len(entries)
-    for r, i in enumerate(order):
-        rank_of[i] = r
-    set_lists = pa.array([[rank_of[e] for e in s] for s in table.sets], pa.list_(pa.int64()))
+    return attribute_columns(plan_of(table), set_of_parent, keys, strs, parent_bits)
 
+
+def attribute_columns(
+    plan: AttrPlan, set_of_parent: pa.Array, keys: DictColumn, strs: DictColumn, parent_bits: int
+) -> list[Col] | None:
+    """attribute_table() for a ready plan: the per-row work, all in pyarrow.compute."""
     valid = pc.is_valid(set_of_parent)
     parents = pc.indices_nonzero(valid).cast(pa.int64())
-    per_parent = set_lists.take(set_of_parent.filter(valid))
+    per_parent = plan.set_ranks.take(set_of_parent.filter(valid))
     e_rows = pc.list_flatten(per_parent)
     if len(e_rows) == 0:
         return None
@@ -176,29 +246,10 @@ def attribute_table(
     keys_table = pa.table({"e": e_rows, "p": p_rows})
     sort = pc.sort_indices(keys_table, sort_keys=[("e", "ascending"), ("p", "ascending")])
     e_rows, p_rows = e_rows.take(sort), p_rows.take(sort)
-
-    stored = quasi_delta(p_rows, _go_classes(ranked).take(e_rows), parent_bits)
-    row_types = pa.array([e[0] for e in ranked], pa.uint8()).take(e_rows)
-    key_distinct = list(dict.fromkeys(e[1] for e in ranked))
-    key_index = {k: i for i, k in enumerate(key_distinct)}
-    key_codes = pa.array([key_index[e[1]] for e in ranked], pa.int64())
-    str_distinct: dict[object, int] = {}
-    str_codes = pa.array(
-        [str_distinct.setdefault(e[2], len(str_distinct)) if e[0] == TYPE_STR else None for e in ranked],
-        pa.int64(),
-    )
     return [
-        Col("parent_id", stored, nullable=False),
-        Col("key", keys.encode(key_distinct, key_codes.take(e_rows)), nullable=False),
-        Col("type", row_types, nullable=False),
-        Col("str", strs.encode(list(str_distinct), str_codes.take(e_rows)), optional=True),
-        Col("int", _values(ranked, e_rows, TYPE_INT, pa.int64()), optional=True),
-        Col("double", _values(ranked, e_rows, TYPE_DOUBLE, pa.float64()), optional=True),
-        Col("bool", _values(ranked, e_rows, TYPE_BOOL, pa.bool_()), optional=True),
-        Col("bytes", _values(ranked, e_rows, TYPE_BYTES, pa.binary()), optional=True),
+        Col("parent_id", quasi_delta(p_rows, plan.classes.take(e_rows), parent_bits), nullable=False),
+        Col("key", keys.encode(plan.key_distinct, plan.key_codes.take(e_rows)), nullable=False),
+        Col("type", plan.types.take(e_rows), nullable=False),
+        Col("str", strs.encode(plan.str_distinct, plan.str_codes.take(e_rows)), optional=True),
+        *(Col(name, values.take(e_rows), optional=True) for name, values in plan.values.items()),
     ]
-
-
-def _values(ranked: Sequence[Entry], e_rows: pa.Array, code: int, typ: pa.DataType) -> pa.Array:
-    # Value column of one type: per-entry values (null for other types) gathered per row.
-    return pa.array([e[2] if e[0] == code else None for e in ranked], typ).take(e_rows)

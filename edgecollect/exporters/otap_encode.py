@@ -54,7 +54,8 @@ class OtapStreamEncoder:
         self._signal: Signal = signal
         self._self_contained = self_contained
         self._options = pa.ipc.IpcWriteOptions(
-            compression="zstd" if ipc_compression == "zstd" else None, emit_dictionary_deltas=True
+            compression="zstd" if ipc_compression == "zstd" else None, emit_dictionary_deltas=True,
+            use_threads=False,
         )
         self._ids = SchemaIds()
         self._tables: dict[int, TableStream] = {}

@@ -29,11 +29,14 @@ import pyarrow.compute as pc
 from edgecollect import __version__
 from edgecollect.exporters.otap_attrs import (
     TYPE_BOOL,
+    AttrPlan,
     Entry,
     EntryTable,
-    attribute_table,
+    PlanCache,
+    attribute_columns,
     entries_from_json,
     nonnull_delta,
+    plan_of,
     row_delta,
 )
 from edgecollect.exporters.otap_ipc import Col, DictColumn, OtapEncodeError
@@ -75,6 +78,8 @@ class StreamDicts:
     res_str: DictColumn = field(default_factory=lambda: DictColumn("u16"))
     attr_key: DictColumn = field(default_factory=lambda: DictColumn("u8"))
     attr_str: DictColumn = field(default_factory=lambda: DictColumn("u16"))
+    # Not wire state: derived from the data alone, so it survives reset().
+    plans: PlanCache = field(default_factory=PlanCache)
 
     def reset(self) -> None:
         for d in (self.name, self.unit, self.severity_text, self.scope_name, self.scope_version,
@@ -128,38 +133,51 @@ def _resource_scope(n: int, dicts: StreamDicts) -> list[Col]:
 def _resource_attrs(batch: pa.RecordBatch, dicts: StreamDicts, parse: Parse) -> list[Table]:
     meta = batch.schema.metadata or {}
     text = meta.get(b"edgecollect.resource", b"{}").decode()
-    try:
-        entries = parse(text)
-    except ValueError as exc:
-        raise OtapEncodeError(f"bad resource metadata: {exc}") from exc
-    table = EntryTable()
-    table.add_set(entries)
-    cols = attribute_table(pa.array([0], pa.int64()), table, dicts.res_key, dicts.res_str, 16)
+    key = ("resource", text)
+    hit = dicts.plans.get(key)
+    if hit is None:
+        try:
+            entries = parse(text)
+        except ValueError as exc:
+            raise OtapEncodeError(f"bad resource metadata: {exc}") from exc
+        table = EntryTable()
+        table.add_set(entries)
+        hit = ([0], plan_of(table) if table.entries else None)
+        dicts.plans.put(key, hit)
+    plan = hit[1]
+    if plan is None:
+        return []
+    cols = attribute_columns(plan, pa.array([0], pa.int64()), dicts.res_key, dicts.res_str, 16)
     return [] if cols is None else [(RESOURCE_ATTRS, cols)]
 
 
 def _attribute_sets(
-    batch: pa.RecordBatch, rows: pa.Array | None, parse: Parse
-) -> tuple[pa.Array, EntryTable]:
-    """Per row (in `rows` order, or batch order), the index of its attribute set in a new EntryTable
-    (null when it has none): the spooled JSON attributes plus the clock-flag attributes."""
+    batch: pa.RecordBatch, rows: pa.Array | None, parse: Parse, plans: PlanCache
+) -> tuple[pa.Array, AttrPlan | None]:
+    """Per row (in `rows` order, or batch order), the index of its attribute set in the plan (null
+    when it has none): the spooled JSON attributes plus the clock-flag attributes."""
     values, idx = _dict_parts(batch, "attributes")
     flags = pc.bit_wise_and(_column(batch, "flags").fill_null(0).cast(pa.int64()), _FLAG_BITS)
     if rows is not None:
         idx, flags = idx.take(rows), flags.take(rows)
     encoded = pc.add(pc.multiply(idx, _FLAG_BITS + 1), flags).dictionary_encode()
-    table = EntryTable()
-    set_ids: list[int | None] = []
-    for c in encoded.dictionary.to_pylist():
-        try:
-            merged = {e[1]: e for e in parse(values[c >> 2])}
-        except ValueError as exc:
-            raise OtapEncodeError(f"bad attributes: {exc}") from exc
-        for bit, key in FLAG_ATTRIBUTES:
-            if c & bit:
-                merged[key] = (TYPE_BOOL, key, True)
-        set_ids.append(table.add_set(list(merged.values())) if merged else None)
-    return pa.array(set_ids, pa.int64()).take(encoded.indices), table
+    key = tuple((values[c >> 2], c & _FLAG_BITS) for c in encoded.dictionary.to_pylist())
+    hit = plans.get(key)
+    if hit is None:
+        table = EntryTable()
+        set_ids: list[int | None] = []
+        for text, bits in key:
+            try:
+                merged = {e[1]: e for e in parse(text)}
+            except ValueError as exc:
+                raise OtapEncodeError(f"bad attributes: {exc}") from exc
+            for bit, name in FLAG_ATTRIBUTES:
+                if bits & bit:
+                    merged[name] = (TYPE_BOOL, name, True)
+            set_ids.append(table.add_set(list(merged.values())) if merged else None)
+        hit = (set_ids, plan_of(table) if table.entries else None)
+        plans.put(key, hit)
+    return pa.array(hit[0], pa.int64()).take(encoded.indices), hit[1]
 
 
 def metrics_tables(
@@ -215,10 +233,11 @@ def metrics_tables(
     tables: list[Table] = [(UNIVARIATE_METRICS, root), *_resource_attrs(batch, dicts, parse)]
     if n:
         tables.append((NUMBER_DATA_POINTS, points))
-        set_of_point, entry_table = _attribute_sets(batch, order, parse)
-        attrs = attribute_table(set_of_point, entry_table, dicts.attr_key, dicts.attr_str, 32)
-        if attrs is not None:
-            tables.append((NUMBER_DP_ATTRS, attrs))
+        set_of_point, plan = _attribute_sets(batch, order, parse, dicts.plans)
+        if plan is not None:
+            attrs = attribute_columns(plan, set_of_point, dicts.attr_key, dicts.attr_str, 32)
+            if attrs is not None:
+                tables.append((NUMBER_DP_ATTRS, attrs))
     return tables
 
 
@@ -227,7 +246,7 @@ def logs_tables(
 ) -> list[Table]:
     """The non-empty tables of a logs/1 batch, root first (§6.4); records keep the spool's order."""
     n = batch.num_rows
-    set_of_row, entry_table = _attribute_sets(batch, None, parse)
+    set_of_row, plan = _attribute_sets(batch, None, parse, dicts.plans)
     has_attrs = pc.is_valid(set_of_row)
     attributed = pc.sum(has_attrs.cast(pa.int64())).as_py() or 0
     if attributed > MAX_IDS_16:
@@ -258,7 +277,9 @@ def logs_tables(
         Col("body", body),
     ]
     tables: list[Table] = [(LOGS, root), *_resource_attrs(batch, dicts, parse)]
-    attrs = attribute_table(set_of_row.filter(has_attrs), entry_table, dicts.attr_key, dicts.attr_str, 16)
+    attrs = None
+    if plan is not None:
+        attrs = attribute_columns(plan, set_of_row.filter(has_attrs), dicts.attr_key, dicts.attr_str, 16)
     if attrs is not None:
         tables.append((LOG_ATTRS, attrs))
     return tables
