@@ -315,25 +315,30 @@ class Forwarder:
         try:
             while not self._stop.is_set():
                 self._wake.clear()
-                self._collect()
-                pause = self._resume_at - time.monotonic()
-                if pause > 0:
-                    # Backoff: new batches don't bring the upstream back, so only stop wakes us.
-                    self._stop.wait(pause)
-                    continue
-                self._fill()
-                self._collect()
-                if self._stop.is_set() or self._resume_at > time.monotonic():
-                    continue
-                # Deliveries and notify() set the wake event, so this returns as soon as there is work.
-                self._wake.wait(self._rate_wait() or (ACTIVE_WAIT_S if self._in_flight else IDLE_WAIT_S))
-        except Exception:
-            log.exception("upstream forwarder crashed; spooled batches stay on disk")
-            raise
+                try:
+                    self._step()
+                except Exception as exc:  # a bug must not end forwarding for good
+                    log.exception("upstream forwarder: unexpected error; backing off")
+                    self._back_off(Delivery(-1, "retry", "internal_error", f"internal error: {exc!r}"))
+                    self._stop.wait(max(0.0, self._resume_at - time.monotonic()))
         finally:
             for delivery in self._exporter.close(CLOSE_TIMEOUT_S):
                 self._handle(delivery)
             self._collect()
+
+    def _step(self) -> None:
+        self._collect()
+        pause = self._resume_at - time.monotonic()
+        if pause > 0:
+            # Backoff: new batches don't bring the upstream back, so only stop wakes us.
+            self._stop.wait(pause)
+            return
+        self._fill()
+        self._collect()
+        if self._stop.is_set() or self._resume_at > time.monotonic():
+            return
+        # Deliveries and notify() set the wake event, so this returns as soon as there is work.
+        self._wake.wait(self._rate_wait() or (ACTIVE_WAIT_S if self._in_flight else IDLE_WAIT_S))
 
     def _rate_wait(self) -> float:
         return self._bucket.wait_s() if self._bucket is not None else 0.0
@@ -364,7 +369,14 @@ class Forwarder:
                 busy += 1
                 if self._bucket is not None:
                     self._bucket.take(spooled.points)
-                self._exporter.submit(item)
+                try:
+                    self._exporter.submit(item)
+                except Exception as exc:  # an exporter bug costs a retry, not the thread
+                    log.exception("upstream: exporter failed on spool batch %d", spooled.id)
+                    failed = Delivery(spooled.id, "retry", "internal_error", f"exporter error: {exc!r}")
+                    self._handle(failed)
+                    self._back_off(failed)
+                    return
                 self._collect()
                 if self._resume_at > time.monotonic() or self._stop.is_set():
                     return
@@ -392,16 +404,19 @@ class Forwarder:
             if d.outcome == "retry" and d.backoff and backoff is None:
                 backoff = d
         if backoff is not None:
-            # One step per burst: a broken stream answers a whole window at once.
-            self._failures += 1
-            delay = backoff_delay(self._failures, self._cfg.retry_initial, self._cfg.retry_max, self._rng)
-            if backoff.retry_after_s is not None:
-                delay = max(delay, min(backoff.retry_after_s, 3600.0))
-            self._resume_at = time.monotonic() + delay
-            self._probing = True
-            self._set_state("backoff" if backoff.reachable else "offline", backoff.detail, backoff.reason)
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("upstream: retry in %.2fs (%s)", delay, backoff.reason)
+            self._back_off(backoff)
+
+    def _back_off(self, backoff: Delivery) -> None:
+        """One backoff step per burst of failures: a broken stream answers a whole window at once."""
+        self._failures += 1
+        delay = backoff_delay(self._failures, self._cfg.retry_initial, self._cfg.retry_max, self._rng)
+        if backoff.retry_after_s is not None:
+            delay = max(delay, min(backoff.retry_after_s, 3600.0))
+        self._resume_at = time.monotonic() + delay
+        self._probing = True
+        self._set_state("backoff" if backoff.reachable else "offline", backoff.detail, backoff.reason)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("upstream: retry in %.2fs (%s)", delay, backoff.reason)
 
     def _handle(self, d: Delivery) -> None:
         flight = self._in_flight.pop(d.spool_id, None)

@@ -168,6 +168,15 @@ def export_request(item: Outgoing) -> ExportRequest:
     return metrics_request(item.batch) if item.signal == "metrics" else logs_request(item.batch)
 
 
+def mapped(item: Outgoing, via: str) -> ExportRequest | Delivery:
+    """The request, or a reject when the batch does not have the spool schema (it never will)."""
+    try:
+        return export_request(item)
+    except (KeyError, ValueError, TypeError, pa.ArrowException) as exc:
+        log.error("upstream: spool batch %d cannot be mapped to OTLP: %r", item.spool_id, exc)
+        return Delivery(item.spool_id, "reject", "unmappable", f"not a {item.signal}/1 batch: {exc!r}", via)
+
+
 # -- verdicts ---------------------------------------------------------------------------------
 
 _RETRYABLE = {
@@ -272,7 +281,9 @@ class OtlpGrpcExporter:
             channel = self.channel.get()
         except UpstreamFault as exc:
             return Delivery(item.spool_id, "retry", "config", str(exc), self.protocol, reachable=False)
-        req = export_request(item)
+        req = self.request(item)
+        if isinstance(req, Delivery):
+            return req
         call = channel.unary_unary(
             _EXPORT_PATH[item.signal],
             request_serializer=type(req).SerializeToString,
@@ -297,6 +308,9 @@ class OtlpGrpcExporter:
         self._bytes.inc(self.protocol, req.ByteSize())
         self._partial_success(item, resp)
         return Delivery(item.spool_id, "ok", via=self.protocol)
+
+    def request(self, item: Outgoing) -> ExportRequest | Delivery:
+        return mapped(item, self.protocol)
 
     def _partial_success(self, item: Outgoing, resp: Any) -> None:
         ps = resp.partial_success
@@ -398,7 +412,10 @@ class OtlpHttpExporter:
         self._wake()
 
     def _post(self, item: Outgoing) -> Delivery:
-        body = export_request(item).SerializeToString()
+        req = mapped(item, self.protocol)
+        if isinstance(req, Delivery):
+            return req
+        body = req.SerializeToString()
         headers = {"Content-Type": "application/x-protobuf", "User-Agent": f"edgecollect/{__version__}"}
         if self._gzip:
             body = gzip.compress(body, compresslevel=6)

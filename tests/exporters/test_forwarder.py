@@ -293,3 +293,26 @@ def normalise(data: Any) -> Any:
     return data
 
 
+
+
+def test_unreadable_spooled_payload_is_quarantined(make_sink: Any, filler: Filler) -> None:
+    sink = make_sink().start()
+    junk = filler.spool.append("metrics", b"not an arrow stream", 3)
+    good = filler.metrics(20)
+    with forwarding(config(sink.grpc_address), filler):
+        wait_until(lambda: spool_empty(filler), 30, "the spool to drain")
+    (quarantined,) = filler.spool.quarantine_dir.iterdir()
+    assert quarantined.name.endswith(f"{junk:016x}.ecb") and "unreadable_arrow" in quarantined.name
+    assert counter(filler, "quarantined") == {"unreadable": 1}
+    assert_all_arrived(filler.batch_values[good], metric_values(sink.records("metrics")), "after junk")
+
+
+def test_new_batches_leave_at_once_after_notify(make_sink: Any, filler: Filler) -> None:
+    sink = make_sink().start()
+    with forwarding(config(sink.grpc_address), filler) as fwd:
+        for _ in range(5):
+            filler.metrics(10)
+            fwd.notify()
+            wait_until(lambda: spool_empty(filler), 30, "the new batch to be delivered")
+        assert fwd.status()["delivered"] == {"batches": 5, "points": 50}
+    assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "notify")
