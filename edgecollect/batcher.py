@@ -23,6 +23,7 @@ from edgecollect.buffer import Ring
 from edgecollect.errors import SpoolFault
 from edgecollect.model import LogRecord, Resource, SeriesRegistry
 from edgecollect.telemetry import Telemetry
+from edgecollect.timesync import ClockStep, repair_drained
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class Batcher:
         self._wake = threading.Event()
         self._flush_lock = threading.Lock()
         self._pending: _Pending | None = None
+        self._steps: list[ClockStep] = []
+        self._steps_lock = threading.Lock()
         self._batches = telemetry.counter("batch", "batches", "signal")
         self._points = telemetry.counter("batch", "points", "signal")
         self._failures = telemetry.counter("batch", "spool_failures")
@@ -70,6 +73,11 @@ class Batcher:
     def add_ring(self, ring: Ring) -> None:
         ring.set_wake(self._wake.set, self._max_points)
         self._rings.append(ring)
+
+    def clock_step(self, step: ClockStep) -> None:
+        """Repair what the rings hold now: the step is applied to the next drain of every ring."""
+        with self._steps_lock:
+            self._steps.append(step)
 
     def wake(self) -> None:
         self._wake.set()
@@ -100,7 +108,12 @@ class Batcher:
 
     def _cut(self) -> _Pending | None:
         started = time.perf_counter()
-        drains = [(ring, ring.drain()) for ring in self._rings]
+        with self._steps_lock:
+            steps, self._steps = self._steps, []
+            drains = [(ring, ring.drain()) for ring in self._rings]
+        for step in steps:
+            for _, drained in drains:
+                repair_drained(drained, step)
         rows = merge(d for _, d in drains)
         logs: list[LogRecord] = [rec for _, d in drains for rec in d.logs]
         tokens = [(ring, d.max_token) for ring, d in drains if d.max_token]

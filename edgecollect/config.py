@@ -44,6 +44,9 @@ class AgentConfig:
     self_interval: Duration = Duration(10.0)  # how often the agent's own counters are sampled
     max_series: int = 50_000  # distinct series across all sources (cardinality cap)
     shutdown_timeout: Duration = Duration(4.0)  # SIGTERM → rings flushed and exit within this
+    # How to tell a synchronised clock: auto (adjtimex where it works, else the build date),
+    # kernel, build_date, or assume_synced (never mark samples).
+    clock: Literal["auto", "kernel", "build_date", "assume_synced"] = "auto"
 
     def __post_init__(self) -> None:
         if self.max_series < 1:

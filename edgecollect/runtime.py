@@ -27,6 +27,7 @@ from edgecollect.sources.host import HostSource
 from edgecollect.sources.selftelemetry import SelfTelemetrySource
 from edgecollect.spool import Spool
 from edgecollect.telemetry import Telemetry
+from edgecollect.timesync import ClockStep, ClockWatcher, SyncDetector, repair_spool_batch
 
 log = logging.getLogger("edgecollect")
 
@@ -54,9 +55,12 @@ class Agent:
         self.stop_event = threading.Event()
         self.telemetry = Telemetry()
         self.registry = SeriesRegistry(max_series=cfg.agent.max_series)
-        self.clock = clock or Clock()
+        detector = SyncDetector(cfg.agent.clock)
+        self.clock = clock or Clock(synced=detector)
         self.resource = detect(cfg.agent.resource)
         self.boot_id = boot_id()
+        self.clock_watcher = ClockWatcher(detector, boot_id=self.boot_id)
+        self._repaired = self.telemetry.counter("clock", "repairs", "where")
         self.state_dir = cfg.state_dir()
         self.started_at = time.time()
         self.spool = Spool(
@@ -174,6 +178,33 @@ class Agent:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         log.info("edgecollect stopped: %d points flushed to the spool at shutdown", flushed)
+
+    # -- clock -------------------------------------------------------------------------------
+
+    def poll_clock(self) -> None:
+        """Called from the main loop: when the wall clock steps into sync, repair what we hold."""
+        step = self.clock_watcher.poll()
+        if step is None:
+            return
+        self.batcher.clock_step(step)
+        self.batcher.wake()
+        # Spooled files of this boot are rewritten off the main loop so the watchdog keeps beating.
+        threading.Thread(target=self._repair_spool, args=(step,), name="clock-repair", daemon=True).start()
+
+    def _repair_spool(self, step: ClockStep) -> None:
+        for batch in self.spool.list():
+            payload = self.spool.read(batch.id)
+            if payload is None:
+                continue
+            try:
+                fixed = repair_spool_batch(
+                    payload, step.delta_ns, step.boot_id,
+                    before_ns=step.before_ns, until_ns=step.until_ns, mark=step.synced,
+                )
+                if fixed is not payload and self.spool.rewrite(batch.id, fixed):
+                    self._repaired.inc("spool")
+            except Exception:
+                log.exception("clock repair of spool batch %d failed; left as it was (flagged)", batch.id)
 
     # -- status -------------------------------------------------------------------------------
 

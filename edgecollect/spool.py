@@ -270,6 +270,41 @@ class Spool:
             return None
         return payload
 
+    def rewrite(self, batch_id: int, payload: bytes) -> bool:
+        """Replace a batch's payload in place (same id, same order), atomically and durably.
+
+        Used to repair timestamps after a clock step. False if the batch is gone (acked meanwhile).
+        """
+        with self._lock:
+            batch = self._index.get(batch_id)
+        if batch is None:
+            return False
+        data = frame(batch.id, batch.signal, batch.created_ns, batch.points, payload)
+        temp = self.directory / f".{batch.id:016x}.rewrite.tmp"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            with self._lock:
+                if batch_id not in self._index:
+                    self._unlink(temp)
+                    return False
+                os.rename(temp, batch.path)
+                self._bytes += len(data) - batch.size
+                self._index[batch_id] = SpooledBatch(
+                    batch.id, batch.signal, batch.points, batch.created_ns, len(data), batch.path
+                )
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            self._unlink(temp)
+            raise SpoolFault(f"cannot rewrite spool batch {batch.path}: {exc}") from exc
+        return True
+
     def ack(self, batch_id: int) -> None:
         """The upstream acknowledged this batch: delete it. Unknown ids are ignored."""
         with self._lock:

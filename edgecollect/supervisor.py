@@ -10,6 +10,7 @@ from collections.abc import Callable
 from edgecollect.config import Config, load
 from edgecollect.errors import ConfigError
 from edgecollect.runtime import Agent
+from edgecollect.sdnotify import Notifier
 from edgecollect.status import SOCKET_NAME, StatusServer
 
 log = logging.getLogger("edgecollect")
@@ -30,25 +31,42 @@ class Supervisor:
         self._stop = stop
         self._reload = reload_requested
         self._make_agent = make_agent
+        self._notify = Notifier()
 
     def run(self) -> int:
         agent = self._start(self._cfg)
+        # READY=1 once the sources run: systemd orders dependants and starts the watchdog here.
+        self._notify.ready(self._status_text(agent))
         next_summary = time.monotonic() + agent.cfg.agent.summary_interval
         while True:
             self._stop.wait(TICK_S)
             if self._reload.is_set():
                 self._reload.clear()
                 self._stop.clear()
+                self._notify.reloading("reloading config")
                 agent = self._reloaded(agent)
+                self._notify.ready(self._status_text(agent))
                 continue
             if self._stop.is_set():
                 break
+            # The watchdog beats from this loop, so a wedged main loop gets the agent restarted.
+            self._notify.watchdog()
+            agent.poll_clock()
             if time.monotonic() >= next_summary:
                 log.info("%s", agent.summary_line())
+                self._notify.status(self._status_text(agent))
                 next_summary = time.monotonic() + agent.cfg.agent.summary_interval
+        self._notify.stopping("flushing rings into the spool")
         self._status.stop()
         agent.shutdown()
         return 0
+
+    @staticmethod
+    def _status_text(agent: Agent) -> str:
+        st = agent.status()
+        up = st["upstream"]
+        return (f"backlog {st['spool']['files']} batches / {st['spool']['bytes']} bytes; "
+                f"upstream {up.get('state')}")
 
     def _start(self, cfg: Config) -> Agent:
         agent = self._make_agent(cfg)

@@ -1,0 +1,135 @@
+"""The agent as a whole: systemd notify, status socket, reload, clock repair across ring and spool."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from edgecollect.batch import from_ipc
+from edgecollect.clock import FLAG_CLOCK_UNSYNCED, FLAG_TIME_REPAIRED, Clock
+from edgecollect.config import loads
+from edgecollect.model import Point, Series
+from edgecollect.runtime import Agent
+from edgecollect.timesync import ClockWatcher
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_for(predicate: object, timeout_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.integration
+def test_notify_status_and_reload_under_a_fake_systemd(tmp_path: Path) -> None:
+    notify_path = tmp_path / "notify.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(notify_path))
+    receiver.settimeout(0.2)
+    messages: list[str] = []
+
+    def collect() -> None:
+        while True:
+            try:
+                messages.append(receiver.recv(4096).decode())
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    threading.Thread(target=collect, daemon=True).start()
+    state = tmp_path / "state"
+    config = tmp_path / "gw.toml"
+    config.write_text(f"[agent]\nstate_dir = '{state}'\n[batch]\nflush_interval = '1s'\n[sources.host]\ninterval = '1s'\n")
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "edgecollect", "run", "-c", str(config)], env=env,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert wait_for(lambda: any("READY=1" in m for m in messages)), messages
+        assert wait_for(lambda: any("WATCHDOG=1" in m for m in messages)), messages
+        ready = next(m for m in messages if "READY=1" in m)
+        assert "STATUS=backlog" in ready and "upstream offline" in ready
+
+        status = subprocess.run([sys.executable, "-m", "edgecollect", "status", "--json", "-c", str(config)],
+                                capture_output=True, text=True, cwd=REPO)
+        assert status.returncode == 0, status.stderr
+        doc = json.loads(status.stdout)
+        assert doc["upstream"]["state"] == "offline" and "host" in doc["sources"]
+        table = subprocess.run([sys.executable, "-m", "edgecollect", "status", "-c", str(config)],
+                               capture_output=True, text=True, cwd=REPO)
+        assert "SPOOL" in table.stdout and "UPSTREAM  offline" in table.stdout
+
+        # An invalid config on SIGHUP is refused and the agent keeps running.
+        good = config.read_text()
+        config.write_text(good + "[spool]\nmax_size = 'huge'\n")
+        proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: sum(1 for m in messages if "READY=1" in m) == 2)  # back, unchanged
+        config.write_text(good.replace("interval = '1s'", "interval = '2s'"))
+        proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: sum(1 for m in messages if "READY=1" in m) == 3)
+        assert proc.poll() is None
+        files_before = len(list((state / "spool").glob("*.ecb")))
+        assert wait_for(lambda: len(list((state / "spool").glob("*.ecb"))) > files_before)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=10)
+        receiver.close()
+    assert proc.returncode == 0
+    assert "reload refused" in stderr and "spool.max_size" in stderr
+    assert any("STOPPING=1" in m for m in messages)
+
+
+def test_clock_step_repairs_ring_and_spool_of_this_boot(tmp_path: Path) -> None:
+    synced = [False]
+    wall_offset = [0]
+    cfg = loads(f"[agent]\nstate_dir = '{tmp_path}'\n[sources.host]\nenabled = false\n")
+    agent = Agent(cfg, clock=Clock(synced=lambda: synced[0]))
+    agent.clock_watcher = ClockWatcher(
+        lambda: synced[0], boot_id=agent.boot_id,
+        wall_ns=lambda: time.time_ns() + wall_offset[0], boot_ns=time.monotonic_ns,
+    )
+    agent.spool.open()
+    series = Series("sensor.temperature", "Cel", "gauge")
+    ctx = agent.sources[0].ctx  # the self-telemetry context; any ring will do
+    t_spooled = time.time_ns() - 5_000_000_000
+    ctx.emit([Point(series, 21.5, t_spooled)])
+    agent.batcher.flush()  # this one is on disk before the step
+    t_ringed = time.time_ns() - 1_000_000_000
+    ctx.emit([Point(series, 22.5, t_ringed)])  # this one is still in the ring at the step
+
+    step_ns = 86_400 * 365 * 10**9  # the board booted a year in the past; NTP steps it forward
+    wall_offset[0] = step_ns
+    synced[0] = True
+    agent.poll_clock()
+    assert wait_for(lambda: agent.telemetry.find("edgecollect.clock.repairs") is not None
+                    and agent.telemetry.find("edgecollect.clock.repairs").value("spool") == 1)  # type: ignore[union-attr]
+    agent.batcher.flush()
+
+    rows = []
+    for batch in agent.spool.list("metrics"):
+        table = pa.Table.from_batches([from_ipc(agent.spool.read(batch.id) or b"")])
+        for name, t, v, f in zip(table.column("name").to_pylist(), table.column("time_unix_nano").cast(pa.int64()).to_pylist(),
+                                 table.column("double_value").to_pylist(), table.column("flags").to_pylist()):
+            if name == "sensor.temperature":
+                rows.append((v, t, f))
+    rows.sort()
+    assert [(v, f) for v, _, f in rows] == [(21.5, FLAG_CLOCK_UNSYNCED | FLAG_TIME_REPAIRED),
+                                            (22.5, FLAG_CLOCK_UNSYNCED | FLAG_TIME_REPAIRED)]
+    # The step is measured as wall-minus-boot-clock, so it carries the few ns the two clocks
+    # drift apart between polls; a millisecond bounds that, a year is what moved.
+    assert abs(rows[0][1] - (t_spooled + step_ns)) < 1_000_000
+    assert abs(rows[1][1] - (t_ringed + step_ns)) < 1_000_000
