@@ -108,7 +108,7 @@ def build_metrics(rows: Rows, registry: SeriesRegistry, resource: Resource, boot
     kinds: dict[str, int] = {}
     attr_sets: dict[str, int] = {}
     codes: dict[int, tuple[int, int, int, int]] = {}
-    for sid, s in zip(distinct, series):
+    for sid, s in zip(distinct, series, strict=True):
         codes[sid] = (
             names.setdefault(s.name, len(names)),
             units.setdefault(s.unit, len(units)),
@@ -117,9 +117,10 @@ def build_metrics(rows: Rows, registry: SeriesRegistry, resource: Resource, boot
         )
     name_idx, unit_idx, kind_idx, attr_idx = [], [], [], []
     starts: list[int | None] = []
-    times, doubles, ints, flags = [], [], [], []
-    doubles_out: list[float | None] = doubles
-    ints_out: list[int | None] = ints
+    times: list[int] = []
+    flags: list[int] = []
+    doubles_out: list[float | None] = []
+    ints_out: list[int | None] = []
     for i in order:
         sid = rows.series_ids[i]
         c = codes[sid]
@@ -156,7 +157,9 @@ def build_metrics(rows: Rows, registry: SeriesRegistry, resource: Resource, boot
 _BODY_TYPES = {str: 1, int: 2, float: 3, bool: 4, bytes: 7}
 
 
-def build_logs(records: Sequence[LogRecord], resource: Resource, boot_id: str, flags: int = 0) -> pa.RecordBatch:
+def build_logs(
+    records: Sequence[LogRecord], resource: Resource, boot_id: str, flags: int = 0
+) -> pa.RecordBatch:
     severities: dict[str, int] = {}
     attr_sets: dict[str, int] = {}
     sev_idx, attr_idx, body_type = [], [], []
@@ -209,7 +212,7 @@ def from_ipc(data: bytes) -> pa.RecordBatch:
 
 
 def batch_format(batch: pa.RecordBatch) -> str:
-    meta = batch.schema.metadata or {}
+    meta: dict[bytes, bytes] = batch.schema.metadata or {}
     return meta.get(b"edgecollect.format", b"").decode()
 
 

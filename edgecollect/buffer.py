@@ -170,15 +170,17 @@ class Ring:
             out = Drained(max_token=self._max_token)
             n, head, cap = self._count, self._head, self.capacity
             first = min(n, cap - head)
-            for src, dst in (
+            int_columns: tuple[tuple[array[int], array[int]], ...] = (
                 (self._sid, out.series_ids),
                 (self._time, out.times_ns),
-                (self._float, out.floats),
                 (self._int, out.ints),
                 (self._flags, out.flags),
-            ):
+            )
+            for src, dst in int_columns:
                 dst.extend(src[head : head + first])
                 dst.extend(src[0 : n - first])
+            out.floats.extend(self._float[head : head + first])
+            out.floats.extend(self._float[0 : n - first])
             self._head = 0
             self._count = 0
             out.logs = [record for record, _ in self._logs]

@@ -30,7 +30,9 @@ log = logging.getLogger("edgecollect")
 
 def _setup_logging(level: str) -> None:
     # Under systemd the journal adds its own timestamps; a bare "LEVEL message" stays readable there.
-    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not os.environ.get("JOURNAL_STREAM"):
+        fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
 
 

@@ -30,9 +30,17 @@ from edgecollect.tomlpos import PathKey, dotted, key_lines, line_of
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
-ResourceValue = Union[str, int, float, bool]
+ResourceValue = str | int | float | bool
+
+# NewType defaults as constants (ruff reads a call in a dataclass default as a shared value).
+_ONE_MINUTE = Duration(60.0)
+_TEN_SECONDS = Duration(10.0)
+_FOUR_SECONDS = Duration(4.0)
+_ONE_MIB = Size(1024 * 1024)
+_256_MIB = Size(256 * 1024**2)
+_THIRTY_DAYS = Duration(30 * 86400.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +48,10 @@ class AgentConfig:
     state_dir: str = ""  # empty: /var/lib/edgecollect under systemd, else $XDG_STATE_HOME/edgecollect
     resource: dict[str, ResourceValue] = field(default_factory=dict)  # extra resource attributes
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    summary_interval: Duration = Duration(60.0)  # the periodic one-line log summary
-    self_interval: Duration = Duration(10.0)  # how often the agent's own counters are sampled
+    summary_interval: Duration = _ONE_MINUTE  # the periodic one-line log summary
+    self_interval: Duration = _TEN_SECONDS  # how often the agent's own counters are sampled
     max_series: int = 50_000  # distinct series across all sources (cardinality cap)
-    shutdown_timeout: Duration = Duration(4.0)  # SIGTERM → rings flushed and exit within this
+    shutdown_timeout: Duration = _FOUR_SECONDS  # SIGTERM → rings flushed and exit within this
     # How to tell a synchronised clock: auto (adjtimex where it works, else the build date),
     # kernel, build_date, or assume_synced (never mark samples).
     clock: Literal["auto", "kernel", "build_date", "assume_synced"] = "auto"
@@ -58,7 +66,7 @@ class BufferConfig:
     max_points: int = 100_000  # per source ring
     max_bytes: Size | None = None  # alternative budget; points = max_bytes / 37
     overflow: Overflow = "drop_oldest"
-    max_log_bytes: Size = Size(1024 * 1024)  # per source, for log records
+    max_log_bytes: Size = _ONE_MIB  # per source, for log records
 
     def __post_init__(self) -> None:
         if self.max_points < 1:
@@ -67,7 +75,7 @@ class BufferConfig:
 
 @dataclass(frozen=True, slots=True)
 class BatchConfig:
-    flush_interval: Duration = Duration(10.0)
+    flush_interval: Duration = _TEN_SECONDS
     max_points: int = 5000
 
     def __post_init__(self) -> None:
@@ -79,8 +87,8 @@ class BatchConfig:
 
 @dataclass(frozen=True, slots=True)
 class SpoolConfig:
-    max_size: Size = Size(256 * 1024**2)
-    max_age: Duration = Duration(30 * 86400.0)
+    max_size: Size = _256_MIB
+    max_age: Duration = _THIRTY_DAYS
     when_full: Overflow = "drop_oldest"
 
     def __post_init__(self) -> None:

@@ -77,7 +77,9 @@ def _fmt(value: object, hint: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_fmt(v, None)}" for k, v in value.items()) + " }" if value else "{}"
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_fmt(v, None)}" for k, v in value.items()) + " }"
     if isinstance(value, tuple):
         return "[" + ", ".join(_fmt(v, None) for v in value) + "]"
     return json.dumps(str(value))
@@ -94,11 +96,12 @@ def _render(cls: type, table: str, lines: list[str], array: bool = False, commen
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
         inner = typing.get_args(hint)
-        if dataclasses.is_dataclass(hint):
-            nested.append((hint, f"{table}.{f.name}", False))  # type: ignore[arg-type]
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            nested.append((hint, f"{table}.{f.name}", False))
             continue
-        if typing.get_origin(hint) is tuple and inner and dataclasses.is_dataclass(inner[0]):
-            nested.append((inner[0], f"{table}.{f.name}", True))
+        element = inner[0] if inner else None
+        if typing.get_origin(hint) is tuple and isinstance(element, type) and dataclasses.is_dataclass(element):
+            nested.append((element, f"{table}.{f.name}", True))
             continue
         if f.default is not dataclasses.MISSING:
             shown = _fmt(f.default, hint)

@@ -11,16 +11,16 @@ import math
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 # Gauges are instantaneous readings; "cumulative" and "delta" are monotonic sums with that
 # temporality; "updown" is a cumulative non-monotonic sum (OTel UpDownCounter).
 Kind = Literal["gauge", "cumulative", "delta", "updown"]
 KINDS: tuple[Kind, ...] = ("gauge", "cumulative", "delta", "updown")
 
-AttrValue = Union[str, int, float, bool]
+AttrValue = str | int | float | bool
 Attributes = tuple[tuple[str, AttrValue], ...]
-Value = Union[int, float]
+Value = int | float
 
 
 def attrs(mapping: Mapping[str, AttrValue] | None = None, **kwargs: AttrValue) -> Attributes:
@@ -53,7 +53,7 @@ SEVERITY_NUMBERS: dict[str, int] = {
     "TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21,
 }
 
-LogBody = Union[str, int, float, bool, bytes]
+LogBody = str | int | float | bool | bytes
 
 
 @dataclass(frozen=True, slots=True)

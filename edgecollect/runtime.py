@@ -8,6 +8,7 @@ rebuilt around the same spool after flushing every ring, so nothing buffered is 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -112,12 +113,12 @@ class Agent:
             from edgecollect.sources.mqtt import MqttSource  # paho is imported only when used
 
             for i, mcfg in enumerate(srcs.mqtt):
-                self.add_source(f"mqtt.{i}", "mqtt", lambda ctx, c=mcfg: MqttSource(c, ctx))
+                self.add_source(f"mqtt.{i}", "mqtt", functools.partial(MqttSource, mcfg))
         if srcs.serial:
             from edgecollect.sources.serial import SerialSource
 
             for i, scfg in enumerate(srcs.serial):
-                self.add_source(f"serial.{i}", "serial", lambda ctx, c=scfg: SerialSource(c, ctx))
+                self.add_source(f"serial.{i}", "serial", functools.partial(SerialSource, scfg))
         interval = self.cfg.agent.self_interval
         self.self_ctx = self.add_source("self", "self", lambda ctx: SelfTelemetrySource(self.telemetry, interval, ctx))
         if self.cfg.upstream is not None:

@@ -25,6 +25,7 @@ version and CRC all check out, so a torn write can never be read as a batch. Dam
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import struct
@@ -247,7 +248,7 @@ class Spool:
             batches = sorted(self._index.values(), key=lambda b: b.id)
         return [b for b in batches if signal is None or b.signal == signal]
 
-    def oldest(self, n: int, signal: str | None = None) -> list[SpooledBatch]:
+    def oldest(self, n: int, signal: str | None = None) -> builtins.list[SpooledBatch]:
         return self.list(signal)[:n]
 
     def get(self, batch_id: int) -> SpooledBatch | None:

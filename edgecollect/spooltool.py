@@ -41,7 +41,7 @@ def ls(directory: Path, out: TextIO) -> int:
     total = 0
     for path, batch, payload in scan(directory):
         if batch is None:
-            print(f"{path.name:>8}  DAMAGED ({payload})", file=out)
+            print(f"{path.name:>8}  DAMAGED ({payload!s})", file=out)
             continue
         total += batch.size
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(batch.created_ns / 1e9))
@@ -52,24 +52,16 @@ def ls(directory: Path, out: TextIO) -> int:
 
 def show(directory: Path, batch_id: str, out: TextIO) -> int:
     for path, batch, payload in scan(directory):
-        if batch is None or str(batch.id) != batch_id.lstrip("0") and path.stem != batch_id:
+        if batch is None or (str(batch.id) != batch_id.lstrip("0") and path.stem != batch_id):
             continue
         assert isinstance(payload, bytes)
         table = pa.Table.from_batches([from_ipc(payload)])
         print(f"batch {batch.id}: {batch.signal}, {batch.points} points, {batch.size} bytes, {path}", file=out)
         print(table.schema.to_string(show_schema_metadata=True), file=out)
-        print(denormalize(table).to_pandas().to_string() if _has_pandas() else denormalize(table).to_string(preview_cols=20), file=out)
+        print(denormalize(table).to_string(preview_cols=20), file=out)
         return EXIT_OK
     print(f"edgecollect: no batch {batch_id} in {directory}", file=out)
     return EXIT_FAILURE
-
-
-def _has_pandas() -> bool:
-    try:
-        import pandas  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def denormalize(table: pa.Table) -> pa.Table:

@@ -53,7 +53,7 @@ class StatusServer:
             with conn:
                 try:
                     conn.sendall(json.dumps(self._snapshot(), default=str).encode())
-                except Exception:  # noqa: BLE001 - a status reader must never hurt the agent
+                except Exception:
                     log.debug("status: snapshot failed", exc_info=True)
 
     def stop(self) -> None:

@@ -22,17 +22,20 @@ from edgecollect.configtypes import Duration
 from edgecollect.model import AttrValue, Kind, Point, Series, attrs
 from edgecollect.sources.base import SourceContext
 
+_TEN_SECONDS = Duration(10.0)
+
 
 @dataclass(frozen=True, slots=True)
 class HostConfig:
     enabled: bool = True
-    interval: Duration = Duration(10.0)
+    interval: Duration = _TEN_SECONDS
     root: str = "/"  # where /proc and /sys live (tests point this at a fixture tree)
     per_cpu: bool = True
 
     def __post_init__(self) -> None:
         if self.interval <= 0:
             raise ValueError("interval must be positive")
+
 
 # Filesystems that hold no user data; their usage is noise on a gateway.
 PSEUDO_FS = frozenset({
@@ -54,8 +57,8 @@ THROTTLED_PATHS = (
 )
 
 
-def _p(name: str, unit: str, kind: Kind, value: float | int, start_ns: int | None = None,
-       **attributes: AttrValue) -> Point:
+def _p(name: str, unit: str, kind: Kind, value: float | int, attributes: dict[str, AttrValue] | None = None,
+       start_ns: int | None = None) -> Point:
     return Point(Series(name, unit, kind, attrs(attributes)), value, start_time_ns=start_ns)
 
 
@@ -63,7 +66,7 @@ def read_cpu(per_cpu: bool) -> list[Point]:
     out = [_p("system.cpu.utilization", "1", "gauge", psutil.cpu_percent(None) / 100.0)]
     if per_cpu:
         for i, pct in enumerate(psutil.cpu_percent(None, percpu=True)):
-            out.append(_p("system.cpu.utilization", "1", "gauge", pct / 100.0, **{"cpu.logical_number": i}))
+            out.append(_p("system.cpu.utilization", "1", "gauge", pct / 100.0, {"cpu.logical_number": i}))
     try:
         for i, window in enumerate(psutil.getloadavg()):
             out.append(_p(f"system.cpu.load_average.{(1, 5, 15)[i]}m", "{thread}", "gauge", window))
@@ -78,15 +81,15 @@ def read_memory() -> list[Point]:
     for state in ("cached", "buffers"):
         if hasattr(vm, state):
             states[state] = getattr(vm, state)
-    out = [_p("system.memory.usage", "By", "updown", v, **{"system.memory.state": s}) for s, v in states.items()]
+    out = [_p("system.memory.usage", "By", "updown", v, {"system.memory.state": s}) for s, v in states.items()]
     out += [
-        _p("system.memory.utilization", "1", "gauge", v / vm.total, **{"system.memory.state": s})
+        _p("system.memory.utilization", "1", "gauge", v / vm.total, {"system.memory.state": s})
         for s, v in states.items() if vm.total
     ]
     out.append(_p("system.memory.limit", "By", "updown", vm.total))
     sw = psutil.swap_memory()
     for state, v in (("used", sw.used), ("free", sw.free)):
-        out.append(_p("system.paging.usage", "By", "updown", v, **{"system.paging.state": state}))
+        out.append(_p("system.paging.usage", "By", "updown", v, {"system.paging.state": state}))
     return out
 
 
@@ -106,8 +109,9 @@ def read_filesystems() -> list[Point]:
         }
         reserved = max(usage.total - usage.used - usage.free, 0)
         for state, v in (("used", usage.used), ("free", usage.free), ("reserved", reserved)):
-            out.append(_p("system.filesystem.usage", "By", "updown", v, **base, **{"system.filesystem.state": state}))
-        out.append(_p("system.filesystem.utilization", "1", "gauge", usage.percent / 100.0, **base))
+            state_attrs: dict[str, AttrValue] = {**base, "system.filesystem.state": state}
+            out.append(_p("system.filesystem.usage", "By", "updown", v, state_attrs))
+        out.append(_p("system.filesystem.utilization", "1", "gauge", usage.percent / 100.0, base))
     return out
 
 
@@ -116,10 +120,11 @@ def read_disks(boot_ns: int) -> list[Point]:
     for dev, io in (psutil.disk_io_counters(perdisk=True) or {}).items():
         if dev.startswith(VIRTUAL_DISK_PREFIXES):
             continue
-        for direction, nbytes, ops in (("read", io.read_bytes, io.read_count), ("write", io.write_bytes, io.write_count)):
+        directions = (("read", io.read_bytes, io.read_count), ("write", io.write_bytes, io.write_count))
+        for direction, nbytes, ops in directions:
             a: dict[str, AttrValue] = {"system.device": dev, "disk.io.direction": direction}
-            out.append(_p("system.disk.io", "By", "cumulative", nbytes, boot_ns, **a))
-            out.append(_p("system.disk.operations", "{operation}", "cumulative", ops, boot_ns, **a))
+            out.append(_p("system.disk.io", "By", "cumulative", nbytes, a, boot_ns))
+            out.append(_p("system.disk.operations", "{operation}", "cumulative", ops, a, boot_ns))
     return out
 
 
@@ -133,9 +138,9 @@ def read_network(boot_ns: int) -> list[Point]:
             ("transmit", io.bytes_sent, io.errout, io.dropout),
         ):
             a: dict[str, AttrValue] = {"network.interface.name": nic, "network.io.direction": direction}
-            out.append(_p("system.network.io", "By", "cumulative", nbytes, boot_ns, **a))
-            out.append(_p("system.network.errors", "{error}", "cumulative", errs, boot_ns, **a))
-            out.append(_p("system.network.dropped", "{packet}", "cumulative", drops, boot_ns, **a))
+            out.append(_p("system.network.io", "By", "cumulative", nbytes, a, boot_ns))
+            out.append(_p("system.network.errors", "{error}", "cumulative", errs, a, boot_ns))
+            out.append(_p("system.network.dropped", "{packet}", "cumulative", drops, a, boot_ns))
     return out
 
 
@@ -148,7 +153,8 @@ def read_temperatures(root: Path) -> list[Point]:
     for chip, entries in sensors.items():
         for i, entry in enumerate(entries):
             label = entry.label or str(i)
-            out.append(_p("hw.temperature", "Cel", "gauge", entry.current, **{"hw.id": f"{chip}.{label}", "hw.type": "temperature"}))
+            out.append(_p("hw.temperature", "Cel", "gauge", entry.current,
+                          {"hw.id": f"{chip}.{label}", "hw.type": "temperature"}))
     thermal = root / "sys/class/thermal"
     for zone in sorted(thermal.glob("thermal_zone*")):
         try:
@@ -160,7 +166,7 @@ def read_temperatures(root: Path) -> list[Point]:
         except OSError:
             zone_type = zone.name
         out.append(_p("hw.temperature", "Cel", "gauge", millideg / 1000.0,
-                      **{"hw.id": zone.name, "hw.name": zone_type, "hw.type": "temperature"}))
+                      {"hw.id": zone.name, "hw.name": zone_type, "hw.type": "temperature"}))
     return out
 
 
@@ -174,7 +180,7 @@ def read_throttling(root: Path) -> list[Point]:
             value = int(path.read_text().strip(), 16)
         except (OSError, ValueError):
             return []
-        return [_p("hw.rpi.throttled", "1", "gauge", (value >> bit) & 1, **{"hw.rpi.flag": name})
+        return [_p("hw.rpi.throttled", "1", "gauge", (value >> bit) & 1, {"hw.rpi.flag": name})
                 for bit, name in THROTTLE_BITS.items()]
     return []
 
@@ -189,8 +195,8 @@ def read_self(proc: psutil.Process, start_ns: int) -> list[Point]:
         cpu = proc.cpu_times()
     return [
         _p("process.memory.usage", "By", "updown", rss),
-        _p("process.cpu.time", "s", "cumulative", cpu.user, start_ns, **{"cpu.mode": "user"}),
-        _p("process.cpu.time", "s", "cumulative", cpu.system, start_ns, **{"cpu.mode": "system"}),
+        _p("process.cpu.time", "s", "cumulative", cpu.user, {"cpu.mode": "user"}, start_ns),
+        _p("process.cpu.time", "s", "cumulative", cpu.system, {"cpu.mode": "system"}, start_ns),
     ]
 
 
