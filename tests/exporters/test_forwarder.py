@@ -41,7 +41,7 @@ def spool_empty(filler: Filler) -> bool:
     return filler.spool.stats().files == 0
 
 
-def test_store_and_forward_sink_down_then_up(make_sink: Any, filler: Filler) -> None:
+def test_store_and_forward_sink_down_then_up(make_sink: Any, filler: Filler, record_property: Any) -> None:
     for _ in range(30):
         filler.metrics(200)
     for _ in range(3):
@@ -60,14 +60,15 @@ def test_store_and_forward_sink_down_then_up(make_sink: Any, filler: Filler) -> 
         sink = make_sink(grpc_port=port).start()
         wait_until(lambda: spool_empty(filler), 60, "the spool to drain after the sink came up")
         assert fwd.status()["state"] == "connected"
-    assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "store-and-forward")
+    dups = assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "store-and-forward")
+    record_property("duplicate_points", dups)
     assert sorted(log_bodies(sink.records("logs"))) == sorted(filler.log_bodies)
     assert counter(filler, "batches_delivered") == {"otap": 33}
     assert counter(filler, "retries").get("connect", 0) >= 1
     assert not list(filler.spool.quarantine_dir.iterdir())
 
 
-def test_random_unavailable_loses_nothing(make_sink: Any, filler: Filler) -> None:
+def test_random_unavailable_loses_nothing(make_sink: Any, filler: Filler, record_property: Any) -> None:
     sink = make_sink(random_unavailable=0.3).start()
     for _ in range(40):
         filler.metrics(100)
@@ -75,7 +76,22 @@ def test_random_unavailable_loses_nothing(make_sink: Any, filler: Filler) -> Non
         wait_until(lambda: spool_empty(filler), 60, "the spool to drain")
     assert sink.rejected("metrics"), "the sink should have refused some batches"
     assert counter(filler, "retries").get("unavailable", 0) >= 1
-    assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "random UNAVAILABLE")
+    dups = assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "random UNAVAILABLE")
+    record_property("duplicate_points", dups)
+
+
+def test_upstream_refusing_everything_keeps_the_spool(make_sink: Any, filler: Filler) -> None:
+    sink = make_sink(mode="unavailable").start()
+    for _ in range(5):
+        filler.metrics(20)
+    with forwarding(config(sink.grpc_address), filler) as fwd:
+        wait_until(lambda: counter(filler, "retries").get("unavailable", 0) >= 3, 30, "three refusals")
+        assert fwd.status()["state"] == "backoff"
+        assert filler.spool.stats().files == 5 and counter(filler, "batches_delivered") == {}
+        sink.set(mode="ok")
+        wait_until(lambda: spool_empty(filler), 30, "the spool to drain once the sink accepts")
+        assert fwd.status()["state"] == "connected"
+    assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "refused, then accepted")
 
 
 def test_invalid_argument_is_quarantined_and_the_rest_flows(make_sink: Any, filler: Filler) -> None:
