@@ -133,3 +133,20 @@ def test_clock_step_repairs_ring_and_spool_of_this_boot(tmp_path: Path) -> None:
     # drift apart between polls; a millisecond bounds that, a year is what moved.
     assert abs(rows[0][1] - (t_spooled + step_ns)) < 1_000_000
     assert abs(rows[1][1] - (t_ringed + step_ns)) < 1_000_000
+
+
+def test_own_counters_flow_through_the_pipeline_into_the_spool(tmp_path: Path) -> None:
+    cfg = loads(f"[agent]\nstate_dir = '{tmp_path}'\nself_interval = '100ms'\n"
+                "[batch]\nflush_interval = '200ms'\n[sources.host]\ninterval = '100ms'\n")
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        assert wait_for(lambda: len(agent.spool.list()) >= 3)
+    finally:
+        agent.shutdown()
+    names: set[str] = set()
+    for batch in agent.spool.list("metrics"):
+        names.update(from_ipc(agent.spool.read(batch.id) or b"").column("name").to_pylist())
+    for expected in ("edgecollect.spool.batches_written", "edgecollect.spool.bytes", "edgecollect.batch.points",
+                     "edgecollect.host.points_accepted", "edgecollect.buffer.memory", "system.cpu.utilization"):
+        assert expected in names, expected
