@@ -243,6 +243,8 @@ def test_streams_are_recycled_with_acks_drained(make_sink: Any, filler: Filler) 
     assert counter(filler, "streams").get("recycled", 0) >= 1
     assert len({r["stream"] for r in sink.records("metrics")}) >= 2
     assert not sink.rejected()
+    # Half-closed streams were drained: every BAR on them got its status, none had to be resent.
+    assert counter(filler, "retries") == {}
     assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "recycled streams")
 
 
@@ -332,3 +334,20 @@ def test_new_batches_leave_at_once_after_notify(make_sink: Any, filler: Filler) 
             wait_until(lambda: spool_empty(filler), 30, "the new batch to be delivered")
         assert fwd.status()["delivered"] == {"batches": 5, "points": 50}
     assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "notify")
+
+
+def test_in_flight_window_is_bounded(make_sink: Any, filler: Filler) -> None:
+    sink = make_sink(ack_delay_ms=200).start()
+    for _ in range(12):
+        filler.metrics(10)
+    seen: list[int] = []
+    with forwarding(config(sink.grpc_address, max_in_flight=3), filler) as fwd:
+
+        def drained() -> bool:
+            seen.append(int(str(fwd.status()["in_flight"])))
+            return spool_empty(filler)
+
+        wait_until(drained, 60, "the spool to drain")
+    assert max(seen) <= 3
+    assert max(seen) > 1, "BARs are pipelined, not sent one at a time"
+    assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "window")
