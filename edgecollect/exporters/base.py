@@ -90,6 +90,13 @@ class UpstreamConfig:
             raise ValueError("http:// is plaintext: set tls.insecure = true to allow it, or use https://")
         if scheme == "https" and self.tls.insecure:
             raise ValueError("https:// with tls.insecure = true: pick one")
+        parts = urlsplit(self.endpoint if scheme else "//" + self.endpoint.strip())
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port only when asked
+        except ValueError:
+            raise ValueError(f"an endpoint with a numeric port, found {self.endpoint!r}") from None
+        if not parts.hostname:
+            raise ValueError(f"an endpoint with a host name, found {self.endpoint!r}")
         for key in self.headers:
             if not key or key != key.strip() or any(c.isspace() for c in key):
                 raise ValueError(f"header names without spaces, found {key!r}")

@@ -178,7 +178,8 @@ def test_config_checks() -> None:
                 {"endpoint": "x", "max_stream_lifetime": 0.5}, {"endpoint": "x", "rate_limit": 0.0},
                 {"endpoint": "x", "retry_initial": 5.0, "retry_max": 1.0},
                 {"endpoint": "x", "poison_threshold": 0},
-                {"endpoint": "x", "headers": {"bad key": "v"}}):
+                {"endpoint": "x", "headers": {"bad key": "v"}}, {"endpoint": "host:port"},
+                {"endpoint": "https://:4318"}):
         with pytest.raises(ValueError):
             UpstreamConfig(**bad)
     cfg = UpstreamConfig(endpoint="x")
