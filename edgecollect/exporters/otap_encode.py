@@ -34,6 +34,7 @@ __all__ = ["OtapEncodeError", "OtapStreamEncoder", "split_for_otap"]
 
 Signal = Literal["metrics", "logs"]
 _FORMATS: dict[str, str] = {"metrics": "metrics/1", "logs": "logs/1"}
+_ZSTD_LEVEL = 3
 _JSON_CACHE_MAX = 4096  # distinct attribute sets remembered across batches (bounded memory)
 
 
@@ -54,7 +55,9 @@ class OtapStreamEncoder:
         self._signal: Signal = signal
         self._self_contained = self_contained
         self._options = pa.ipc.IpcWriteOptions(
-            compression="zstd" if ipc_compression == "zstd" else None, emit_dictionary_deltas=True,
+            # Level 3, not Arrow C++'s default 1: what the Go producer's zstd uses, ~10% smaller.
+            compression=pa.Codec("zstd", compression_level=_ZSTD_LEVEL) if ipc_compression == "zstd" else None,
+            emit_dictionary_deltas=True,
             use_threads=False,
         )
         self._ids = SchemaIds()
