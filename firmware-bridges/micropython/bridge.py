@@ -1,3 +1,5 @@
+# MicroPython code: no contextlib, and %-formatting is the cheap idiom there.
+# ruff: noqa: BLE001, SIM105
 # The bridge loop: read every sensor adapter, write SLF/1 frames (or MQTT JSON) - board-agnostic.
 # Hardware access lives in main.py; everything here runs under the MicroPython unix port.
 

@@ -1,3 +1,5 @@
+# MicroPython code: no contextlib, and %-formatting is the cheap idiom there.
+# ruff: noqa: BLE001, SIM105, UP031
 # Board entry point: builds the sensor adapters from config.CONFIG and runs the bridge forever.
 # Only this file touches `machine`; bridge.py, sensors.py, slf1.py and mqtt_json.py are portable.
 
@@ -5,11 +7,10 @@ import sys
 import time
 
 import machine
-from config import CONFIG
-
 import sensors
 import slf1
 from bridge import Bridge
+from config import CONFIG
 
 
 def device_id():

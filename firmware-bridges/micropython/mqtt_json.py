@@ -1,3 +1,5 @@
+# MicroPython code: no contextlib, and %-formatting is the cheap idiom there.
+# ruff: noqa: UP031
 # Optional MQTT mode: publish each reading cycle as one JSON object to the gateway's broker
 # (its [[sources.mqtt]] with format = "json"). A minimal MQTT 3.1.1 QoS 0 client, so it needs
 # nothing beyond `socket` (present on ESP32/RP2040 W builds and the unix port).

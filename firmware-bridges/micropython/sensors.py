@@ -1,3 +1,5 @@
+# MicroPython code: no contextlib, and %-formatting is the cheap idiom there.
+# ruff: noqa: B904, BLE001, UP031
 # Sensor adapters: each wraps a driver object and returns fixed-point readings
 #   [(key, mantissa or None, decimals), ...]   e.g. ("temp.ds0", 2150, 2) is 21.50 Cel
 # and declares UCUM units per bare key. Drivers are duck-typed so the logic runs on the host

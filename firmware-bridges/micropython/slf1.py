@@ -57,7 +57,8 @@ def encode(kind, device_id, seq, uptime_ms, fields):
     for f in fields:
         body += field_bytes(kind, f)
     crc = crc16(body)
-    return b"$" + body + b"*" + bytes((_HEX[crc >> 12], _HEX[(crc >> 8) & 15], _HEX[(crc >> 4) & 15], _HEX[crc & 15])) + b"\r\n"
+    digits = bytes((_HEX[crc >> 12], _HEX[(crc >> 8) & 15], _HEX[(crc >> 4) & 15], _HEX[crc & 15]))
+    return b"$" + body + b"*" + digits + b"\r\n"
 
 
 class Uptime:

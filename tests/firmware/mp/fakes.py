@@ -1,3 +1,5 @@
+# MicroPython code: no contextlib, and %-formatting is the cheap idiom there.
+# ruff: noqa: UP031
 # Fake sensor drivers (the chip side), so the real adapters in sensors.py run on the host.
 
 

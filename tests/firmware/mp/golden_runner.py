@@ -1,3 +1,5 @@
+# MicroPython code: no contextlib, and %-formatting is the cheap idiom there.
+# ruff: noqa: SIM108, SIM115
 # Run under the MicroPython unix port: encode every golden vector with the bridge's slf1.py and
 # write the frames to stdout, one after another, byte for byte.
 import json

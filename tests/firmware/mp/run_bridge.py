@@ -1,3 +1,5 @@
+# MicroPython code: no contextlib, and %-formatting is the cheap idiom there.
+# ruff: noqa: SIM115, UP031
 # micropython run_bridge.py OUT_PATH CYCLES: the SLF/1 bridge with fake drivers, writing frames to
 # OUT_PATH (a pty, or "-" for stdout). Prints nothing else on stdout when OUT_PATH is "-".
 import sys
