@@ -8,6 +8,7 @@ counted and printed. Waits are bounded waits for conditions; no assertion depend
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import pyarrow as pa
@@ -37,6 +38,16 @@ def counter(filler: Filler, noun: str) -> dict[str, int]:
     return found.snapshot() if found is not None else {}
 
 
+def max_rounds(elapsed: float, initial: float, cap: float) -> int:
+    """Most attempts that fit in `elapsed` if every jittered backoff came out at its minimum."""
+    rounds, spent = 1, 0.0
+    while True:
+        spent += min(cap, initial * 2 ** (rounds - 1)) / 2
+        if spent > elapsed:
+            return rounds
+        rounds += 1
+
+
 def spool_empty(filler: Filler) -> bool:
     return filler.spool.stats().files == 0
 
@@ -48,9 +59,18 @@ def test_store_and_forward_sink_down_then_up(make_sink: Any, filler: Filler, rec
         filler.logs(20)
     port = free_port()
     cfg = config(f"127.0.0.1:{port}", retry_initial=0.2, retry_max=1.0)
+    started = time.monotonic()
     with forwarding(cfg, filler) as fwd:
-        # Several seconds against a dead port: several capped, jittered backoff rounds.
+        # Five seconds against a dead port: several capped, jittered backoff rounds.
         wait_until(lambda: sum(counter(filler, "retries").values()) >= 5, 30, "5 failed attempts")
+        time.sleep(max(0.0, 5.0 - (time.monotonic() - started)))
+        attempts = sum(counter(filler, "retries").values())
+        elapsed = time.monotonic() - started
+        # No busy loop: attempts are bounded by the shortest possible backoff schedule (a slower
+        # machine only makes fewer), at most one failed batch per signal per round.
+        bound = 2 * max_rounds(elapsed, cfg.retry_initial, cfg.retry_max)
+        print(f"offline {elapsed:.1f}s: {attempts} failed attempts (bound {bound})")
+        assert attempts <= bound
         st = fwd.status()
         assert st["state"] == "offline"
         assert "cannot connect" in str(st["last_error"])
