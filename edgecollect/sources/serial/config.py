@@ -42,7 +42,8 @@ _READ_TIMEOUT = Duration(0.2)
 
 @dataclass(frozen=True, slots=True)
 class SerialConfig:
-    port: str  # required; a path, a glob (/dev/serial/by-id/usb-*) or a pyserial URL (socket://h:p)
+    port: str  # required; a path, a glob (first match, sorted; re-resolved on every reopen) or a URL
+    #            pyserial understands (socket://host:port, rfc2217://...)
     baud: int = 115200  # bit/s
     parity: Parity = "N"
     stopbits: StopBits = 1

@@ -9,7 +9,7 @@ splitter, the framing parser, and the per-port counters:
     edgecollect.serial.lost_frames / duplicates / reboots / board_swaps{source}   (SLF/1 sessions)
     edgecollect.serial.log_lines{source}        device lines turned into log records
     edgecollect.serial.port_opens{source}, edgecollect.serial.port_errors{source, reason}
-                                                reason in absent, open, read
+                                                reason in absent, open, read, internal
 
 Lines that fail the framing but match `log_patterns` (tracebacks, panics, boot banners) become log
 records instead of rejects. No parser exception can end the thread: one escaping is counted as
@@ -90,6 +90,9 @@ class SerialSource:
             except SourceFault as exc:
                 self._port_errors.inc("read")
                 self._device_log("WARN", f"serial port {device} lost: {exc}")
+            except Exception:  # a bug must not end the port's thread: count, log, reopen
+                self._port_errors.inc("internal")
+                log.exception("%s: unexpected error reading %s", self.name, device)
             finally:
                 close_port(port)
             self._ctx.wait(backoff.next())
