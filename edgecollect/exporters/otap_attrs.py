@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from edgecollect.exporters.otap_ipc import Col, DictColumn
+from edgecollect.exporters.otap_ipc import Col, DictColumn, as_type
 
 TYPE_EMPTY, TYPE_STR, TYPE_INT, TYPE_DOUBLE, TYPE_BOOL, TYPE_BYTES = 0, 1, 2, 3, 4, 7
 # Codes whose values Go's carrow.Equal can find equal; map, slice and empty never are.
@@ -107,12 +107,12 @@ class EntryTable:
 def _wrap(values: pa.Array, bits: int) -> pa.Array:
     # Go's unsigned arithmetic: keep the low `bits` of the two's-complement difference.
     typ = pa.uint16() if bits == 16 else pa.uint32()
-    return pc.bit_wise_and(values, (1 << bits) - 1).cast(typ)
+    return as_type(pc.bit_wise_and(values, (1 << bits) - 1), typ)
 
 
 def row_delta(values: pa.Array, bits: int) -> pa.Array:
     """§4.2 rule 1: first value absolute, then differences, wrapped to `bits` (decoder: prefix sum)."""
-    values = values.cast(pa.int64())
+    values = as_type(values, pa.int64())
     if len(values) < 2:
         return _wrap(values, bits)
     return _wrap(pc.fill_null(pc.pairwise_diff(values), values[0]), bits)
@@ -120,7 +120,7 @@ def row_delta(values: pa.Array, bits: int) -> pa.Array:
 
 def nonnull_delta(values: pa.Array, bits: int) -> pa.Array:
     """§4.2 rule 2: row_delta over the non-null entries only; null entries stay null."""
-    values = values.cast(pa.int64())
+    values = as_type(values, pa.int64())
     valid = pc.is_valid(values)
     dense = row_delta(values.filter(valid), bits)
     positions = pc.subtract(pc.cumulative_sum(valid.cast(pa.int64())), 1)
@@ -130,7 +130,7 @@ def nonnull_delta(values: pa.Array, bits: int) -> pa.Array:
 def quasi_delta(parents: pa.Array, classes: pa.Array, bits: int) -> pa.Array:
     """§4.2 rule 3 for rows already sorted: delta to the previous row's parent when the previous row
     has the same key and a Go-equal value (same non-null class), else the absolute parent."""
-    parents = parents.cast(pa.int64())
+    parents = as_type(parents, pa.int64())
     n = len(parents)
     if n < 2:
         return _wrap(parents, bits)
@@ -237,7 +237,7 @@ def attribute_columns(
 ) -> list[Col] | None:
     """attribute_table() for a ready plan: the per-row work, all in pyarrow.compute."""
     valid = pc.is_valid(set_of_parent)
-    parents = pc.indices_nonzero(valid).cast(pa.int64())
+    parents = as_type(pc.indices_nonzero(valid), pa.int64())
     per_parent = plan.set_ranks.take(set_of_parent.filter(valid))
     e_rows = pc.list_flatten(per_parent)
     if len(e_rows) == 0:

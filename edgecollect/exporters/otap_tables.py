@@ -39,7 +39,7 @@ from edgecollect.exporters.otap_attrs import (
     plan_of,
     row_delta,
 )
-from edgecollect.exporters.otap_ipc import Col, DictColumn, OtapEncodeError
+from edgecollect.exporters.otap_ipc import Col, DictColumn, OtapEncodeError, as_type
 
 TS = pa.timestamp("ns", tz="UTC")
 SCOPE_NAME = "edgecollect"
@@ -94,14 +94,15 @@ def _dict_parts(batch: pa.RecordBatch, name: str) -> tuple[list[str], pa.Array]:
         col = col.dictionary_encode()
     if col.null_count:
         raise OtapEncodeError(f"column {name!r} has nulls")
-    return col.dictionary.to_pylist(), col.indices.cast(pa.int64())
+    return col.dictionary.to_pylist(), as_type(col.indices, pa.int64())
 
 
-def _column(batch: pa.RecordBatch, name: str) -> pa.Array:
+def _column(batch: pa.RecordBatch, name: str, typ: pa.DataType | None = None) -> pa.Array:
     idx = batch.schema.get_field_index(name)
     if idx < 0:
         raise OtapEncodeError(f"spooled batch has no column {name!r}")
-    return batch.column(idx)
+    col = batch.column(idx)
+    return col if typ is None else as_type(col, typ)
 
 
 def _timestamps(col: pa.Array) -> pa.Array:
@@ -227,8 +228,8 @@ def metrics_tables(
         Col("start_time_unix_nano", _timestamps(_column(batch, "start_time_unix_nano")).take(order),
             optional=True),
         Col("time_unix_nano", _timestamps(_column(batch, "time_unix_nano")).take(order), nullable=False),
-        Col("int_value", _column(batch, "int_value").cast(pa.int64()).take(order), optional=True),
-        Col("double_value", _column(batch, "double_value").cast(pa.float64()).take(order), optional=True),
+        Col("int_value", _column(batch, "int_value", pa.int64()).take(order), optional=True),
+        Col("double_value", _column(batch, "double_value", pa.float64()).take(order), optional=True),
     ]
     tables: list[Table] = [(UNIVARIATE_METRICS, root), *_resource_attrs(batch, dicts, parse)]
     if n:
@@ -259,12 +260,12 @@ def logs_tables(
     texts, text_idx = _dict_parts(batch, "severity_text")
     body = pa.StructArray.from_arrays(
         [
-            _column(batch, "body_type").cast(pa.uint8()),
-            _column(batch, "body_str").cast(pa.string()),
-            _column(batch, "body_int").cast(pa.int64()),
-            _column(batch, "body_double").cast(pa.float64()),
-            _column(batch, "body_bool").cast(pa.bool_()),
-            _column(batch, "body_bytes").cast(pa.binary()),
+            _column(batch, "body_type", pa.uint8()),
+            _column(batch, "body_str", pa.string()),
+            _column(batch, "body_int", pa.int64()),
+            _column(batch, "body_double", pa.float64()),
+            _column(batch, "body_bool", pa.bool_()),
+            _column(batch, "body_bytes", pa.binary()),
         ],
         names=["type", "str", "int", "double", "bool", "bytes"],
     )
@@ -272,7 +273,7 @@ def logs_tables(
         Col("id", nonnull_delta(log_ids, 16)),
         *_resource_scope(n, dicts),
         Col("time_unix_nano", _timestamps(_column(batch, "time_unix_nano"))),
-        Col("severity_number", _column(batch, "severity_number").cast(pa.int32())),
+        Col("severity_number", _column(batch, "severity_number", pa.int32())),
         Col("severity_text", dicts.severity_text.encode(texts, text_idx)),
         Col("body", body),
     ]
