@@ -8,6 +8,7 @@ because "failed to connect to all addresses" alone sends people looking at firew
 
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 
@@ -27,11 +28,31 @@ def _read(path: str, what: str) -> bytes:
         raise UpstreamFault(f"cannot read tls.{what} {path}: {exc.strerror or exc}") from exc
 
 
+# Where distributions keep the OS trust store as one PEM bundle, after what OpenSSL reports.
+_SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+                   "/etc/ssl/cert.pem", "/etc/ssl/ca-bundle.pem")
+
+
+def system_ca_bundle() -> str | None:
+    """The OS trust store as a PEM file, or None. grpcio would otherwise trust only its own bundled
+    roots, missing a company CA that was added to the gateway's system store."""
+    paths = ssl.get_default_verify_paths()
+    env = os.environ.get(paths.openssl_cafile_env or "SSL_CERT_FILE", "")
+    for candidate in (env, paths.cafile, paths.openssl_cafile, *_SYSTEM_BUNDLES):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return None
+
+
 def grpc_credentials(tls: TlsConfig) -> grpc.ChannelCredentials | None:
     """Channel credentials, or None for a plaintext channel (tls.insecure)."""
     if tls.insecure:
         return None
-    root = _read(tls.ca_file, "ca_file") if tls.ca_file else None
+    system = None if tls.ca_file else system_ca_bundle()
+    if tls.ca_file:
+        root: bytes | None = _read(tls.ca_file, "ca_file")
+    else:
+        root = _read(system, "ca_file (system store)") if system else None
     key = _read(tls.key_file, "key_file") if tls.key_file else None
     chain = _read(tls.cert_file, "cert_file") if tls.cert_file else None
     return grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=chain)
@@ -52,7 +73,10 @@ def ssl_context(tls: TlsConfig) -> ssl.SSLContext | None:
 
 
 def trust_anchor(tls: TlsConfig) -> str:
-    return f"ca_file {tls.ca_file}" if tls.ca_file else "the system CA store"
+    if tls.ca_file:
+        return f"ca_file {tls.ca_file}"
+    bundle = system_ca_bundle()
+    return f"the system CA store ({bundle})" if bundle else "grpc's bundled CA roots"
 
 
 def looks_like_tls_failure(details: str) -> bool:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edgecollect.exporters.base import TlsConfig, UpstreamConfig
-from edgecollect.exporters.tls import grpc_credentials, ssl_context, tls_failure
+from edgecollect.exporters.tls import grpc_credentials, ssl_context, system_ca_bundle, tls_failure
 from tests.exporters.conftest import Filler, assert_all_arrived, config, forwarding, metric_values, wait_until
 
 HOUR, DAY = datetime.timedelta(hours=1), datetime.timedelta(days=1)
@@ -202,4 +202,23 @@ def test_tls_failure_sentence_names_endpoint_and_trust() -> None:
     text = tls_failure("gw:4317", TlsConfig(ca_file="/etc/ca.pem"), "CERTIFICATE_VERIFY_FAILED")
     assert text.startswith("TLS handshake with gw:4317 failed")
     assert "ca_file /etc/ca.pem" in text
-    assert "system CA store" in tls_failure("gw:4317", TlsConfig(), "x")
+    assert ("system CA store" in tls_failure("gw:4317", TlsConfig(), "x")) == (system_ca_bundle() is not None)
+
+
+def test_system_store_is_used_when_no_ca_file(monkeypatch: pytest.MonkeyPatch, pki: Pki) -> None:
+    # SSL_CERT_FILE is how OpenSSL (and so Python) is told where the system store is.
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca))
+    assert system_ca_bundle() == str(pki.ca)
+    assert f"system CA store ({pki.ca})" in tls_failure("gw:4317", TlsConfig(), "x")
+
+
+@pytest.mark.integration
+def test_private_ca_in_the_system_store_is_trusted(
+    make_sink: Any, filler: Filler, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca))
+    sink = make_sink(tls_cert=pki.server_cert, tls_key=pki.server_key).start()
+    filler.metrics(20)
+    with forwarding(tls_config(localhost(sink.grpc_address), TlsConfig()), filler):
+        wait_until(lambda: filler.spool.stats().files == 0, 30, "delivery trusting the system store")
+    assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "system store")
