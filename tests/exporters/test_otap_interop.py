@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import random
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -400,3 +401,41 @@ def test_logs_stream_of_many_batches(make_sink: MakeSink) -> None:
     datas = decoded(sink, "logs", send(sink, "logs", [enc.encode(b) for b in batches]), len(batches))
     for data, batch in zip(datas, batches, strict=True):
         assert logs_json(data) == (expected_resource(batch), expected_logs(batch))
+
+
+def one_series_batch(series: Series, values: list[float | int], t0: int, resource: Resource,
+                     flags: int = 0, start: int = 0) -> pa.RecordBatch:
+    reg = SeriesRegistry()
+    sid = reg.intern(series, start_time_ns=start)
+    ints = [v if isinstance(v, int) else 0 for v in values]
+    floats = [float(v) if isinstance(v, float) else 0.0 for v in values]
+    fl = [(FLAG_INT if isinstance(v, int) else 0) | flags for v in values]
+    rows = Rows([sid] * len(values), [t0 + i for i in range(len(values))], floats, ints, fl)
+    return build_metrics(rows, reg, resource, "b")
+
+
+def test_columns_and_tables_that_come_and_go_on_one_stream(make_sink: MakeSink) -> None:
+    """Optional columns join the schema when first needed (new schema_id), tables are left out when
+    empty, and special doubles survive."""
+    sink = make_sink().start()
+    res = Resource(attrs({"host.name": "gw"}))
+    batches = [
+        one_series_batch(Series("g", "1", "gauge", attrs(a="x")), [0.5, math.inf, -math.inf, -0.0], T, res),
+        one_series_batch(Series("c", "By", "cumulative", attrs(n=1)), [1, 2, 3], T + 10, res, start=T - 5),
+        one_series_batch(Series("u", "", "updown"), [-(2**63), 2**63 - 1], T + 20, Resource()),
+        one_series_batch(Series("g", "1", "gauge", attrs(b=True, d=2.5)), [1.0], T + 30, res, flags=3),
+        one_series_batch(Series("d", "1", "delta"), [7], T + 40, Resource(), flags=0),
+    ]
+    enc = OtapStreamEncoder("metrics")
+    bars = [enc.encode(b) for b in batches]
+    types = [[p.type for p in bar.arrow_payloads] for bar in bars]
+    assert types[2] == [pb.UNIVARIATE_METRICS, pb.NUMBER_DATA_POINTS]  # no attributes anywhere
+    points_ids = [{p.schema_id for p in bar.arrow_payloads if p.type == pb.NUMBER_DATA_POINTS} for bar in bars]
+    assert points_ids[0] != points_ids[1]  # int_value and start_time_unix_nano joined the schema
+    datas = decoded(sink, "metrics", send(sink, "metrics", bars), len(bars))
+    for data, batch in zip(datas, batches, strict=True):
+        if not json.loads(batch.schema.metadata[b"edgecollect.resource"]):
+            assert "attributes" not in data["resourceMetrics"][0].get("resource", {})
+        assert_metrics_exact(data, batch)
+    [g] = metrics_json(datas[0])[1].values()
+    assert [p[2] for p in g] == [("double", 0.5), ("double", math.inf), ("double", -math.inf), ("double", 0.0)]
