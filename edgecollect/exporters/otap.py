@@ -72,7 +72,7 @@ class _Stream:
     """One Arrow RPC. The forwarder thread sends; a reader thread collects statuses and the end."""
 
     def __init__(self, owner: OtapExporter, signal: Signal, channel: grpc.Channel, encoder: Any,
-                 lifetime_s: float) -> None:
+                 lifetime_s: float, metadata: tuple[tuple[str, str], ...]) -> None:
         self.owner = owner
         self.signal = signal
         self.encoder = encoder
@@ -92,7 +92,7 @@ class _Stream:
             request_serializer=pb.BatchArrowRecords.SerializeToString,
             response_deserializer=pb.BatchStatus.FromString,
         )
-        self._call: Any = method(self._outgoing(), metadata=owner.channel.metadata,
+        self._call: Any = method(self._outgoing(), metadata=metadata,
                                  compression=grpc_compression(owner.cfg, "none"))
         self._reader = threading.Thread(target=self._read, name=f"otap-{signal}", daemon=True)
         self._reader.start()
@@ -309,9 +309,10 @@ class OtapExporter:
             self._retire(lane, stream)
             stream = None
         if stream is None:
-            channel = self.channel.get()
+            channel, metadata = self.channel.get(), self.channel.metadata()
             lifetime = self.cfg.max_stream_lifetime * (1.0 - self._rng.uniform(0.0, 0.05))
-            stream = _Stream(self, lane.signal, channel, self._encoder_factory(lane.signal), lifetime)
+            stream = _Stream(self, lane.signal, channel, self._encoder_factory(lane.signal), lifetime,
+                             metadata)
             lane.stream = stream
             self._streams.inc("opened")
         return stream

@@ -221,13 +221,11 @@ class GrpcChannel:
         self._endpoint = parse_endpoint(cfg)
         self._channel: grpc.Channel | None = None
         self._lock = threading.Lock()
-        self.metadata: tuple[tuple[str, str], ...] = ()
 
     def get(self) -> grpc.Channel:
-        """The channel; raises UpstreamFault when TLS files or header secrets cannot be read."""
+        """The channel; raises UpstreamFault when TLS files cannot be read."""
         with self._lock:
             if self._channel is None:
-                self.metadata = tuple(resolve_headers(self._cfg))
                 options = [
                     ("grpc.primary_user_agent", f"edgecollect/{__version__}"),
                     ("grpc.initial_reconnect_backoff_ms", int(self._cfg.retry_initial * 1000)),
@@ -249,6 +247,10 @@ class GrpcChannel:
             channel.close()
 
     close = reset
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """Call metadata, secrets read now (per call or stream) so a rotated token file is picked up."""
+        return tuple(resolve_headers(self._cfg))
 
 
 def grpc_compression(cfg: UpstreamConfig, default: str) -> grpc.Compression:
@@ -279,6 +281,7 @@ class OtlpGrpcExporter:
     def export(self, item: Outgoing, *, permanent_unimplemented: bool = False) -> Delivery:
         try:
             channel = self.channel.get()
+            metadata = self.channel.metadata()
         except UpstreamFault as exc:
             return Delivery(item.spool_id, "retry", "config", str(exc), self.protocol, reachable=False)
         req = self.request(item)
@@ -290,7 +293,7 @@ class OtlpGrpcExporter:
             response_deserializer=_RESPONSE[item.signal].FromString,
         )
         try:
-            resp = call(req, timeout=self._cfg.timeout, metadata=self.channel.metadata,
+            resp = call(req, timeout=self._cfg.timeout, metadata=metadata,
                         compression=self._compression)
         except grpc.RpcError as exc:
             details = exc.details() or ""
@@ -394,13 +397,11 @@ class OtlpHttpExporter:
         self._endpoint = parse_endpoint(cfg)
         self._gzip = (cfg.compression if cfg.compression != "auto" else "gzip") == "gzip"
         self._conn: http.client.HTTPConnection | None = None
-        self._headers: list[tuple[str, str]] = []
         self._done: collections.deque[Delivery] = collections.deque()
         self._bytes = telemetry.counter("upstream", "bytes_sent", "protocol", unit="By")
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
-            self._headers = resolve_headers(self._cfg)
             ctx = ssl_context(self._cfg.tls)
             host, port, timeout = self._endpoint.host, self._endpoint.port, self._cfg.timeout
             self._conn = (http.client.HTTPConnection(host, port, timeout=timeout) if ctx is None
@@ -425,7 +426,7 @@ class OtlpHttpExporter:
             for attempt in (1, 2):
                 reused = self._conn is not None
                 conn = self._connection()
-                headers.update(self._headers)
+                headers.update(resolve_headers(self._cfg))  # per request: rotated tokens apply
                 try:
                     conn.request("POST", path, body=body, headers=headers)
                     resp = conn.getresponse()

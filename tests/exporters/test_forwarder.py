@@ -371,3 +371,28 @@ def test_in_flight_window_is_bounded(make_sink: Any, filler: Filler) -> None:
     assert max(seen) <= 3
     assert max(seen) > 1, "BARs are pipelined, not sent one at a time"
     assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "window")
+
+
+@pytest.mark.parametrize("protocol", ["otap", "otlp_grpc", "otlp_http"])
+def test_rotated_token_file_is_picked_up(make_sink: Any, filler: Filler, tmp_path: Any, protocol: str) -> None:
+    token = tmp_path / "token"
+    token.write_text("Bearer one\n")
+    sink = make_sink().start()
+    endpoint = sink.http_url if protocol == "otlp_http" else sink.grpc_address
+    cfg = config(endpoint, protocol=protocol, headers={"authorization": f"file:{token}"},
+                 max_stream_lifetime=1.0)
+    with forwarding(cfg, filler) as fwd:
+        filler.metrics(5)
+        fwd.notify()
+        wait_until(lambda: spool_empty(filler), 30, "the first batch")
+        token.write_text("Bearer two\n")
+
+        def second_token_seen() -> bool:
+            # Arrow streams carry the token they opened with; the next stream reads the file again.
+            if spool_empty(filler):
+                filler.metrics(5)
+                fwd.notify()
+            return any(r["headers"].get("authorization") == "Bearer two" for r in sink.records())
+
+        wait_until(second_token_seen, 30, "a batch sent with the rotated token")
+    assert sink.records()[0]["headers"]["authorization"] == "Bearer one"
