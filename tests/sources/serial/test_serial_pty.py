@@ -276,3 +276,30 @@ def test_stop_returns_promptly_even_while_the_device_is_absent(tmp_path: Path) -
     got.pull()
     warnings = [str(r.body) for r in got.logs]
     assert len([w for w in warnings if "not present" in w]) == 1  # reported once, not per retry
+
+
+def test_unexpected_error_in_the_read_path_reopens_the_port() -> None:
+    master, slave = os.openpty()
+    ctx = make_ctx()
+    got = Collected(ctx)
+    try:
+        with running(SerialConfig(port=os.ttyname(slave)), ctx) as source:
+            real = source.feed
+            calls = [0]
+
+            def flaky(splitter: LineSplitter, data: bytes) -> None:
+                calls[0] += 1
+                if calls[0] == 1:
+                    raise RuntimeError("bug in the read path")
+                real(splitter, data)
+
+            source.feed = flaky  # type: ignore[method-assign]
+            got.wait_for(lambda c: opens(ctx) == 1, what="open")
+            os.write(master, b"x\n")
+            got.wait_for(lambda c: opens(ctx) == 2, what="reopen after the error")
+            os.write(master, b"\n" + frame(0))
+            got.wait_for(lambda c: len(c.samples) == 1, what="a frame after the reopen")
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert counters(ctx)["port_errors"] == {"internal": 1}
