@@ -134,11 +134,13 @@ class DictColumn:
     one goes out as a delta. When the values no longer fit the index width the column widens (u8 → u16),
     which changes the schema; when even u16 is full it starts over with this batch's values only (pyarrow
     then sends a replacement dictionary); a batch that alone has more than 65 535 values makes the column
-    plain utf8 for the rest of the stream, as the Go producer does.
+    plain utf8 for the rest of the stream, as the Go producer does. It also starts over once its values
+    pass `max_bytes`, so long strings cannot make it (or the receiver's copy) grow without bound.
     """
 
-    def __init__(self, start: DictMode, value_type: pa.DataType | None = None) -> None:
+    def __init__(self, start: DictMode, value_type: pa.DataType | None = None, max_bytes: int = 1 << 20) -> None:
         self._start: DictMode = start
+        self._max_bytes = max_bytes
         self._type = value_type if value_type is not None else pa.string()
         self.mode: DictMode = start
         self._memo: dict[Hashable, int] = {}
@@ -161,8 +163,10 @@ class DictColumn:
         if self.mode == "plain":
             return pa.array(list(distinct), self._type).take(codes)
         new = [v for v in dict.fromkeys(distinct) if v not in self._memo]
-        if len(self._memo) + len(new) > _CAPACITY[self.mode]:
-            if self.mode == "u8" and len(self._memo) + len(new) <= _CAPACITY["u16"]:
+        count = len(self._memo) + len(new)
+        too_big = bool(new) and self._array.nbytes + _approx_bytes(new) > self._max_bytes
+        if count > _CAPACITY[self.mode] or too_big:
+            if self.mode == "u8" and count <= _CAPACITY["u16"] and not too_big:
                 self.mode = "u16"
             else:
                 self._memo = {}
@@ -179,3 +183,8 @@ class DictColumn:
             self._array = pa.concat_arrays([self._array, pa.array(new, self._type)])
         lookup = pa.array([self._memo[v] for v in distinct], _INDEX_TYPE[self.mode])
         return pa.DictionaryArray.from_arrays(lookup.take(codes), self._array)
+
+
+def _approx_bytes(values: Sequence[object]) -> int:
+    # Value bytes plus a 4-byte offset each; characters stand in for UTF-8 bytes (a bound, not a count).
+    return sum(len(v) if isinstance(v, (str, bytes)) else 8 for v in values) + 4 * len(values)

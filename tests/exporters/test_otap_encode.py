@@ -377,6 +377,16 @@ def test_dictionary_column_widens_resets_and_goes_plain() -> None:
     assert again.dictionary[0].as_py() == "b0"
 
 
+def test_dictionary_column_starts_over_past_its_byte_budget() -> None:
+    col = DictColumn("u16", max_bytes=4_000)
+    first = col.encode([f"{i:04d}" + "x" * 400 for i in range(5)], pa.array(range(5), pa.int64()))
+    assert len(first.dictionary) == 5
+    second = col.encode([f"{i:04d}" + "y" * 400 for i in range(5)], pa.array(range(5), pa.int64()))
+    assert len(second.dictionary) == 5  # 4 KB would be passed: replaced, not grown
+    again = col.encode([f"{i:04d}" + "y" * 400 for i in range(2)], pa.array([1, 0], pa.int64()))
+    assert again.dictionary.equals(second.dictionary) and again.indices.to_pylist() == [1, 0]
+
+
 def test_split_for_otap_cuts_only_what_does_not_fit() -> None:
     small = metrics_batch(10)
     assert split_for_otap(small) == [small]
