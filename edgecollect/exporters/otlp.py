@@ -26,8 +26,10 @@ import socket
 import ssl
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import grpc
 import pyarrow as pa
@@ -386,6 +388,21 @@ def status_message(body: bytes) -> str:
     return body[:200].decode("utf-8", "replace").strip()
 
 
+def _proxy_for(host: str, secure: bool) -> tuple[str, int] | None:
+    """(host, port) of the proxy from https_proxy / http_proxy unless no_proxy exempts `host`.
+
+    gRPC reads the same variables itself; this gives OTLP/HTTP the same behaviour behind a
+    corporate proxy, the usual reason to choose HTTP at all.
+    """
+    url = urllib.request.getproxies().get("https" if secure else "http")
+    if not url or urllib.request.proxy_bypass(host):
+        return None
+    parts = urlsplit(url if "://" in url else "http://" + url)
+    if not parts.hostname:
+        return None
+    return parts.hostname, parts.port or 3128
+
+
 class OtlpHttpExporter:
     """OTLP/HTTP protobuf POST with gzip over one kept-alive stdlib connection."""
 
@@ -404,8 +421,14 @@ class OtlpHttpExporter:
         if self._conn is None:
             ctx = ssl_context(self._cfg.tls)
             host, port, timeout = self._endpoint.host, self._endpoint.port, self._cfg.timeout
-            self._conn = (http.client.HTTPConnection(host, port, timeout=timeout) if ctx is None
-                          else http.client.HTTPSConnection(host, port, timeout=timeout, context=ctx))
+            proxy = _proxy_for(host, ctx is not None)
+            # Through a proxy: a CONNECT tunnel, with TLS (and SNI) end to end to the collector.
+            dial_host, dial_port = proxy if proxy else (host, port)
+            conn = (http.client.HTTPConnection(dial_host, dial_port, timeout=timeout) if ctx is None
+                    else http.client.HTTPSConnection(dial_host, dial_port, timeout=timeout, context=ctx))
+            if proxy:
+                conn.set_tunnel(host, port)
+            self._conn = conn
         return self._conn
 
     def submit(self, item: Outgoing) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import gzip
 import http.server
 import random
+import socket
+import socketserver
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -268,3 +270,56 @@ def test_http_answers_map_to_verdicts(scripted: tuple[type[_Script], str]) -> No
     sent = metrics_service_pb2.ExportMetricsServiceRequest.FromString(handler.bodies[-1])
     assert sent == metrics_request(metrics_batch())
     exporter.close(1.0)
+
+
+class _Tunnel(socketserver.StreamRequestHandler):
+    """A minimal HTTP CONNECT proxy, as found in front of many gateways' networks."""
+
+    def handle(self) -> None:
+        request = self.rfile.readline().decode().strip()
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass
+        self.server.seen.append(request)  # type: ignore[attr-defined]
+        host, port = request.split()[1].rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as upstream:
+            self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            self.wfile.flush()
+
+            def pump(src: socket.socket, dst: socket.socket) -> None:
+                try:
+                    while data := src.recv(65536):
+                        dst.sendall(data)
+                except OSError:
+                    pass
+                finally:
+                    dst.shutdown(socket.SHUT_WR)
+
+            back = threading.Thread(target=pump, args=(upstream, self.connection), daemon=True)
+            back.start()
+            pump(self.connection, upstream)
+            back.join(5)
+
+
+def test_http_goes_through_the_configured_proxy(
+    scripted: tuple[type[_Script], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler, url = scripted
+    handler.answers = [(200, {})]
+    proxy = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Tunnel)
+    proxy.daemon_threads = True
+    proxy.seen = []  # type: ignore[attr-defined]
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        for var in ("no_proxy", "NO_PROXY", "HTTP_PROXY"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.server_address[1]}")
+        cfg = UpstreamConfig(endpoint=url, protocol="otlp_http", tls=TlsConfig(insecure=True))
+        exporter = OtlpHttpExporter(cfg, Telemetry(), lambda: None)
+        exporter.submit(Outgoing(1, "metrics", metrics_batch(), 5))
+        assert [d.outcome for d in exporter.poll()] == ["ok"]
+        exporter.close(1.0)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert [r.rsplit(" ", 1)[0] for r in proxy.seen] == [f"CONNECT {url.removeprefix('http://')}"]  # type: ignore[attr-defined]
+    assert len(handler.bodies) == 1
