@@ -42,8 +42,11 @@ _READ_TIMEOUT = Duration(0.2)
 
 @dataclass(frozen=True, slots=True)
 class SerialConfig:
-    port: str  # required; a path, a glob (first match, sorted; re-resolved on every reopen) or a URL
-    #            pyserial understands (socket://host:port, rfc2217://...)
+    """One port. A glob opens its first match (sorted) and is resolved again on every reopen, so a
+    board that comes back under a new ttyUSBn is found; a URL is anything pyserial's
+    serial_for_url understands (socket://host:port for ser2net, rfc2217://...)."""
+
+    port: str  # required; a path, a glob (/dev/serial/by-id/usb-*) or a pyserial URL (socket://h:p)
     baud: int = 115200  # bit/s
     parity: Parity = "N"
     stopbits: StopBits = 1
