@@ -181,7 +181,8 @@ class _Stream:
         elif code == grpc.StatusCode.CANCELLED and cancelled:
             reason = cancelled
             detail = f"{cfg.endpoint}: no BatchStatus within {cfg.timeout:g}s; stream cancelled"
-        elif code == grpc.StatusCode.UNIMPLEMENTED and answered == 0:
+        elif code == grpc.StatusCode.UNIMPLEMENTED and answered == 0 and "grpc-encoding" not in details:
+            # (An unsupported `compression` also answers UNIMPLEMENTED: that is config, not Arrow.)
             self.owner.unimplemented(self.signal, self, details)
             reason, backoff = "unimplemented", False
             detail = f"{cfg.endpoint} does not serve Arrow {self.signal}"
