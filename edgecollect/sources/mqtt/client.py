@@ -292,6 +292,8 @@ class MqttSource:
             if reason.is_failure:
                 self._connects.inc("subscribe_refused")
                 self._note("subscribe_refused", f"mqtt {self._cfg.server}: subscription refused: {reason}")
+            else:
+                self._connects.inc("subscribed")
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any,

@@ -124,3 +124,97 @@ def match_points(expected: list[dict[str, Any]], actual: list[Point]) -> list[st
             problems.append(f"missing {want}")
     problems.extend(f"unexpected {got}" for got in remaining)
     return problems
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `condition`; fail the test (not time it) if it never holds within a generous bound."""
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout_s
+    pause = 0.0002
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(pause)
+        pause = min(0.02, pause * 2)
+    if not condition():
+        pytest.fail(f"timed out after {timeout_s:.0f} s waiting for: {what}")
+
+
+class Publisher:
+    """A real paho publisher with a persistent session that reconnects and resends on its own."""
+
+    def __init__(self, host: str, port: int, client_id: str) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+        )
+        self.client.max_inflight_messages_set(200)
+        self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(0.05, 0.5)
+        self.connected = threading.Event()
+        self.client.on_connect = lambda *a: self.connected.set()
+        self.client.on_disconnect = lambda *a: self.connected.clear()
+        self.client.connect_async(host, port, keepalive=30)
+        self.client.loop_start()
+        wait_until(self.connected.is_set, 15, "publisher connected")
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> Any:
+        return self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def publish_acked(self, topic: str, payload: bytes | str, timeout_s: float = 120) -> None:
+        """Publish at QoS 1 and wait for the broker's PUBACK, republishing if paho refused it while
+        disconnected (a message accepted while connected is resent by paho itself after a reconnect)."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            wait_until(self.connected.is_set, max(1.0, deadline - time.monotonic()), "publisher reconnected")
+            info = self.client.publish(topic, payload, qos=1)
+            if info.rc != 0:
+                time.sleep(0.05)
+                continue
+            wait_until(info.is_published, max(1.0, deadline - time.monotonic()), f"PUBACK for {topic}")
+            return
+        raise AssertionError(f"could not publish to {topic} within {timeout_s} s")
+
+    def wait_published(self, infos: list[Any], timeout_s: float = 120) -> None:
+        wait_until(lambda: all(i.is_published() for i in infos), timeout_s, f"{len(infos)} publishes acked")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def subscribe_once(host: str, port: int, client_id: str, topic: str, qos: int = 1) -> None:
+    """Create a persistent session with a subscription, so the broker queues for it from now on."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    done = threading.Event()
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+                         clean_session=False)
+    client.on_subscribe = lambda *a: done.set()
+    client.on_connect = lambda c, *a: c.subscribe(topic, qos)
+    client.connect(host, port)
+    client.loop_start()
+    wait_until(done.is_set, 15, f"subscription {topic} for {client_id}")
+    client.disconnect()
+    client.loop_stop()
+
+
+def read_values(path: Path) -> list[float]:
+    """Values a FileSink wrote; a line torn by kill -9 (never marked durable) is skipped."""
+    if not path.exists():
+        return []
+    out: list[float] = []
+    for line in path.read_text(encoding="ascii", errors="replace").splitlines():
+        try:
+            out.append(float(line))
+        except ValueError:
+            continue
+    return out

@@ -42,7 +42,8 @@ def payload_of(message: dict[str, Any]) -> bytes:
 
 def test_every_preset_has_golden_data() -> None:
     names = {p.stem for p in GOLDEN}
-    assert {"tasmota", "zigbee2mqtt", "esphome", "shelly", "homeassistant", "plain", "json", "influx"} <= names
+    presets = {"tasmota", "zigbee2mqtt", "esphome", "shelly", "homeassistant", "plain", "json", "influx"}
+    assert presets <= names
 
 
 @pytest.mark.parametrize("case", CASES)
