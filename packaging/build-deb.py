@@ -10,6 +10,7 @@ What goes in a package, and why wheels rather than a ready-made virtual environm
     /usr/lib/systemd/system/edgecollect.service
     /etc/edgecollect/edgecollect.toml     conffile (a copy of configs/edgecollect.toml)
     /usr/bin/edgecollect                  wrapper: the venv's command, pointed at the service's state
+    /usr/share/doc/edgecollect/examples/  the example configs of configs/
     DEBIAN/{control,conffiles,postinst,prerm,postrm}
 
 A venv holds absolute symlinks to the interpreter that made it and shebangs naming its own path, so
@@ -43,7 +44,7 @@ from pathlib import Path
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGING = ROOT / "packaging"
@@ -196,6 +197,10 @@ def stage(
     doc = tree / "usr" / "share" / "doc" / "edgecollect"
     doc.mkdir(parents=True)
     shutil.copy2(DEBIAN / "copyright", doc / "copyright")
+    examples = doc / "examples"
+    examples.mkdir()
+    for example in sorted((ROOT / "configs").glob("*.toml")):
+        shutil.copy2(example, examples / example.name)
 
     control_dir = tree / "DEBIAN"
     control_dir.mkdir()

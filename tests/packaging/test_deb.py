@@ -93,6 +93,7 @@ def test_contents(debs: dict[str, Path], arch: str, machine: str, other: str) ->
         "/opt/edgecollect/lib/make-venv",
         "/usr/bin/edgecollect",
         "/opt/edgecollect/README.md",
+        "/usr/share/doc/edgecollect/examples/rpi-gateway.toml",
         f"/opt/edgecollect/wheels/cp311/edgecollect-{VERSION}-py3-none-any.whl",
     ):
         assert path in files, path
