@@ -4,11 +4,12 @@
 # (its [[sources.mqtt]] with format = "json"). A minimal MQTT 3.1.1 QoS 0 client, so it needs
 # nothing beyond `socket` (present on ESP32/RP2040 W builds and the unix port).
 #
-#   topic   <prefix>/<device_id>/data    {"device_id":"esp32-a4cf12","seq":7,"uptime_ms":70000,
-#                                         "temp.ds0":21.50,"hum.dht":40.2}
+#   topic   <prefix>/<device_id>/data    {"seq":7,"uptime_ms":70000,"temp.ds0":21.50,"hum.dht":40.2}
 #           <prefix>/<device_id>/info    {"fw":"1.0.0","units":{"temp":"Cel","hum":"%"}} (retained)
 #           <prefix>/<device_id>/error   {"code":"dht_timeout","msg":"..."}
 # Numbers are written from fixed point, exactly as SLF/1 would; "no reading" keys are left out.
+# The device id is in the topic only: a string in the data object would be a log record to a
+# generic JSON reader, not an attribute.
 
 try:
     import socket
@@ -106,8 +107,8 @@ def _json_str(s):
     return out + '"'
 
 
-def readings_json(device_id, seq, uptime_ms, readings):
-    parts = ['"device_id":' + _json_str(device_id), '"seq":%d' % seq, '"uptime_ms":%d' % uptime_ms]
+def readings_json(seq, uptime_ms, readings):
+    parts = ['"seq":%d' % seq, '"uptime_ms":%d' % uptime_ms]
     for key, mantissa, decimals in readings:
         if mantissa is not None:
             parts.append(_json_str(key) + ":" + slf1.fixed(mantissa, decimals))
@@ -136,6 +137,6 @@ class MqttJsonBridge(Bridge):
         readings, errors = self.collect()
         for code, msg in errors:
             self.client.publish(self.topic + "error", '{"code":%s,"msg":%s}' % (_json_str(code), _json_str(msg or "")))
-        self.client.publish(self.topic + "data", readings_json(self.device_id, self.seq, self.ticks_ms(), readings))
+        self.client.publish(self.topic + "data", readings_json(self.seq, self.ticks_ms(), readings))
         self.seq = (self.seq + 1) & 0xFFFFFFFF
         return readings

@@ -208,8 +208,7 @@ def test_mqtt_json_mode_publishes_to_a_real_mosquitto(tmp_path: Path) -> None:
     info = json.loads(received[0][1])
     assert info == {"fw": "1.0.0", "units": {"temp": "Cel", "hum": "%"}}
     data = [json.loads(p) for t, p, _ in received if t.endswith("/data")]
-    assert data[0] == {"device_id": "mp-mqtt-01", "seq": 0, "uptime_ms": data[0]["uptime_ms"],
-                       "temp.dht": 19.3, "hum.dht": 55.0}
+    assert data[0] == {"seq": 0, "uptime_ms": data[0]["uptime_ms"], "temp.dht": 19.3, "hum.dht": 55.0}
     assert [d["seq"] for d in data] == [0, 1, 2, 3]
     assert "temp.dht" not in data[1]  # the failed read is an error message, not a zero
     assert json.loads(received[2][1])["code"] == "dht_timeout"

@@ -367,3 +367,38 @@ def test_config_rejects_meaningless_settings() -> None:
         SerialConfig(port="")
     assert SerialConfig(port="p").line_limit() == 255
     assert SerialConfig(port="p", framing="jsonl").line_limit() == 4096
+
+
+# --- line splitter ----------------------------------------------------------------------------
+
+
+def split_all(data: bytes, start: int | None, step: int, max_line: int = 255) -> tuple[list[bytes], int]:
+    from edgecollect.sources.serial.port import LineSplitter
+
+    splitter = LineSplitter(max_line, start)
+    out: list[bytes] = []
+    for i in range(0, len(data), step):
+        out += splitter.feed(data[i : i + step])
+    return out, splitter.overflows
+
+
+@pytest.mark.parametrize("step", [1, 7, 64, 4096])
+def test_splitter_discards_the_partial_first_line_and_blank_lines(step: int) -> None:
+    f0 = enc("D", "a", 0, 0, [("x", "1")])
+    assert split_all(b"tail of a line\r\n\r\n" + f0 + b"\r\n", None, step) == ([f0], 0)
+    # with a start byte, a `$` also ends the discard: the CRC judges a partial frame anyway
+    assert split_all(f0 + b"\r\n", ord("$"), step) == ([f0], 0)
+    assert split_all(b"ail" + f0 + b"\r\n", ord("$"), step) == ([f0], 0)
+
+
+@pytest.mark.parametrize("step", [1, 13, 300, 4096])
+def test_splitter_drops_an_overlong_line_up_to_its_last_start_byte(step: int) -> None:
+    f0 = enc("D", "a", 0, 0, [("x", "1")])
+    f1 = enc("D", "a", 1, 1, [("x", "2")])
+    lines, overflows = split_all(b"\n" + b"z" * 300 + f0 + b"\r\n" + f1 + b"\r\n", ord("$"), step)
+    assert (lines, overflows) == ([f0, f1], 1)
+    # without a start byte in reach, the whole line goes, once counted, until its newline
+    lines, overflows = split_all(b"\n" + b"z" * 600 + b"\r\n" + f1 + b"\r\n", ord("$"), step)
+    assert (lines, overflows) == ([f1], 1)
+    lines, overflows = split_all(b"\n" + b"a,b" * 2000 + b"\n1,2\n", None, step, max_line=4096)
+    assert (lines, overflows) == ([b"1,2"], 1)
