@@ -1,0 +1,156 @@
+"""kill -9 the whole agent twice while 20,000 QoS 1 messages arrive: every value reaches the spool.
+
+The agent runs as `python -m edgecollect run -c CONFIG` with a real mosquitto; the spool is read
+afterwards (and, read-only, during the run) straight from its files with `edgecollect.spool.unframe`
+and `edgecollect.batch.from_ipc`. Duplicates are expected (at-least-once) and reported.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import Broker
+from mqtt_support import Publisher, subscribe_once, wait_until
+
+from edgecollect.batch import batch_format, from_ipc
+from edgecollect.spool import SUFFIX, unframe
+
+pytestmark = pytest.mark.integration
+
+TOTAL = 20_000
+
+
+def agent_config(path: Path, state: Path, broker: Broker, client_id: str, topic: str) -> None:
+    path.write_text(
+        f"""
+[agent]
+state_dir = "{state}"
+log_level = "warning"
+clock = "assume_synced"
+shutdown_timeout = "10s"
+
+[batch]
+flush_interval = "100ms"
+max_points = 5000
+
+[sources.host]
+enabled = false
+
+[[sources.mqtt]]
+server = "{broker.url}"
+client_id = "{client_id}"
+qos = 1
+reconnect_min = "50ms"
+reconnect_max = "1s"
+  [[sources.mqtt.subscribe]]
+  topic = "{topic}"
+  format = "plain"
+""",
+        encoding="utf-8",
+    )
+
+
+class SpoolReader:
+    """Reads finished batch files (`*.ecb` appear by atomic rename) without touching the spool."""
+
+    def __init__(self, directory: Path, metric: str) -> None:
+        self.directory = directory
+        self.metric = metric
+        self._seen: dict[str, list[int]] = {}
+
+    def values(self) -> list[int]:
+        if self.directory.is_dir():
+            for path in sorted(self.directory.glob(f"*{SUFFIX}")):
+                if path.name in self._seen:
+                    continue
+                try:
+                    info, payload = unframe(path.read_bytes())
+                except FileNotFoundError:
+                    continue
+                found: list[int] = []
+                if info.signal == "metrics":
+                    batch = from_ipc(payload)
+                    assert batch_format(batch) == "metrics/1"
+                    names = batch.column("name").to_pylist()
+                    ints = batch.column("int_value").to_pylist()
+                    found = [v for n, v in zip(names, ints, strict=True) if n == self.metric and v is not None]
+                self._seen[path.name] = found
+        return [v for vs in self._seen.values() for v in vs]
+
+
+def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    out = open(log, "ab")  # noqa: SIM115 - handed to the child, closed with it
+    return subprocess.Popen(
+        [sys.executable, "-m", "edgecollect", "run", "-c", str(config)],
+        stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_kill_9_twice_loses_no_qos1_message(running_broker: Broker, tmp_path: Path) -> None:
+    broker = running_broker
+    tag = uuid.uuid4().hex[:8]
+    client_id = f"crash-{tag}"
+    topic = f"crash{tag}/{{device}}/{{metric}}"
+    config, state, log = tmp_path / "agent.toml", tmp_path / "state", tmp_path / "agent.log"
+    agent_config(config, state, broker, client_id, topic)
+    # The session exists before the agent's first start, so the broker queues from message one.
+    subscribe_once(broker.host, broker.port, client_id, f"crash{tag}/+/+", 1)
+    reader = SpoolReader(state / "spool", "v")
+    pub = Publisher(broker.host, broker.port, f"pub-{tag}")
+    acked = [0]
+
+    def publish_all() -> None:
+        infos = []
+        for i in range(TOTAL):
+            infos.append(pub.publish(f"crash{tag}/meter/v", str(i)))
+            if i % 500 == 499:
+                pub.wait_published(infos[-500:])
+                acked[0] = i + 1
+        pub.wait_published(infos)
+        acked[0] = TOTAL
+
+    agent = start_agent(config, log)
+    publisher = threading.Thread(target=publish_all, daemon=True)
+    kills = 0
+    try:
+        publisher.start()
+        for at in (TOTAL // 4, TOTAL // 2):
+            # Kill once the agent is mid-stream: some values spooled, more arriving.
+            wait_until(lambda at=at: acked[0] >= at and len(reader.values()) > 0, 180,
+                       f"{at} published and the agent spooling")
+            agent.send_signal(signal.SIGKILL)
+            agent.wait(30)
+            kills += 1
+            agent = start_agent(config, log)
+        publisher.join(300)
+        assert acked[0] == TOTAL, "publisher finished"
+        expected = set(range(TOTAL))
+        try:
+            wait_until(lambda: set(reader.values()) >= expected, 240, f"all {TOTAL} values in the spool")
+        finally:
+            values = reader.values()
+            counts = Counter(values)
+            duplicates = sum(c - 1 for c in counts.values())
+            missing = sorted(expected - set(values))
+            print(f"\nkill -9 x{kills}: {TOTAL} published, {len(values)} spooled, {len(counts)} distinct, "
+                  f"{duplicates} duplicates, {len(missing)} missing {missing[:10]}")
+        assert agent.poll() is None, "the restarted agent is running"
+    finally:
+        pub.close()
+        if agent.poll() is None:
+            agent.send_signal(signal.SIGTERM)
+            try:
+                agent.wait(30)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+        if agent.returncode not in (0, -signal.SIGTERM, None):
+            print(log.read_text(errors="replace")[-4000:])
+    assert kills == 2
