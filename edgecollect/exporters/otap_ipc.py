@@ -145,9 +145,13 @@ class DictColumn:
         self.mode: DictMode = start
         self._memo: dict[Hashable, int] = {}
         self._array: pa.Array = pa.array([], self._type)
+        # Changes whenever the values or the mode do: equal generations mean encode() would give back
+        # the same column for the same input, so callers may reuse one.
+        self.generation = 0
 
     def reset(self) -> None:
         """Forget all values; the next batch builds the dictionary afresh (new stream, strategy B)."""
+        self.generation += 1
         self.mode = self._start
         self._memo = {}
         self._array = pa.array([], self._type)
@@ -163,6 +167,8 @@ class DictColumn:
         if self.mode == "plain":
             return pa.array(list(distinct), self._type).take(codes)
         new = [v for v in dict.fromkeys(distinct) if v not in self._memo]
+        if new:
+            self.generation += 1
         count = len(self._memo) + len(new)
         too_big = bool(new) and self._array.nbytes + _approx_bytes(new) > self._max_bytes
         if count > _CAPACITY[self.mode] or too_big:

@@ -80,6 +80,8 @@ class StreamDicts:
     attr_str: DictColumn = field(default_factory=lambda: DictColumn("u16"))
     # Not wire state: derived from the data alone, so it survives reset().
     plans: PlanCache = field(default_factory=PlanCache)
+    # The last resource table: (metadata text, res_key and res_str generations) → its tables.
+    resource_tables: tuple[str, int, int, list[Table]] | None = None
 
     def reset(self) -> None:
         for d in (self.name, self.unit, self.severity_text, self.scope_name, self.scope_version,
@@ -134,6 +136,16 @@ def _resource_scope(n: int, dicts: StreamDicts) -> list[Col]:
 def _resource_attrs(batch: pa.RecordBatch, dicts: StreamDicts, parse: Parse) -> list[Table]:
     meta = batch.schema.metadata or {}
     text = meta.get(b"edgecollect.resource", b"{}").decode()
+    last = dicts.resource_tables
+    # The resource rarely changes within a stream: reuse its columns while its dictionaries stand still.
+    if last is not None and last[:3] == (text, dicts.res_key.generation, dicts.res_str.generation):
+        return last[3]
+    tables = _resource_table(text, dicts, parse)
+    dicts.resource_tables = (text, dicts.res_key.generation, dicts.res_str.generation, tables)
+    return tables
+
+
+def _resource_table(text: str, dicts: StreamDicts, parse: Parse) -> list[Table]:
     key = ("resource", text)
     hit = dicts.plans.get(key)
     if hit is None:

@@ -229,12 +229,12 @@ def ours(batches: list[pa.RecordBatch], points: int) -> tuple[list[Result], floa
     cpu = math.inf
     modes: tuple[Literal["zstd", "none"], ...] = ("zstd", "none")
     for compression in modes:
-        enc = OtapStreamEncoder("metrics", ipc_compression=compression)
-        t = time.process_time()
-        bars = [enc.encode(b).SerializeToString() for b in batches]
-        used = time.process_time() - t
-        if compression == "zstd":
-            cpu = used
+        for _ in range(3):  # best of three fresh streams: the figure is the encoder, not a noisy neighbour
+            enc = OtapStreamEncoder("metrics", ipc_compression=compression)
+            t = time.process_time()
+            bars = [enc.encode(b).SerializeToString() for b in batches]
+            if compression == "zstd":
+                cpu = min(cpu, time.process_time() - t)
         tag = f"ours OTAP, IPC {compression}"
         out += [Result(f"{tag}", sum(map(len, bars)), points),
                 Result(f"{tag} + gRPC gzip", sum(map(gz, bars)), points),
@@ -283,7 +283,8 @@ def report(title: str, results: list[Result], cpu_ours: float, cpu_otlp: float) 
     for r in results:
         vs_go = f"{r.per_point / go.per_point:.2f}" if go else "n/a"
         print(f"| {r.label} | {r.bytes:,} | {r.per_point:.2f} | {r.per_point / ref:.3f} | {vs_go} |")
-    print(f"\nCPU: our OTAP encoder {cpu_ours:.2f} µs/point; OTLP request build + serialize {cpu_otlp:.2f} µs/point")
+    print(f"\nCPU (process time, best of 3): our OTAP encoder {cpu_ours:.2f} µs/point; "
+          f"OTLP request build + serialize {cpu_otlp:.2f} µs/point")
 
 
 def main() -> None:
