@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from edgecollect import __version__
@@ -439,3 +440,27 @@ def test_columns_and_tables_that_come_and_go_on_one_stream(make_sink: MakeSink) 
         assert_metrics_exact(data, batch)
     [g] = metrics_json(datas[0])[1].values()
     assert [p[2] for p in g] == [("double", 0.5), ("double", math.inf), ("double", -math.inf), ("double", 0.0)]
+
+
+def test_batch_built_by_hand_with_other_encodings_decodes_the_same(make_sink: MakeSink) -> None:
+    """A metrics/1 batch need not come from build_metrics: plain string columns, dictionaries with
+    repeated values and microsecond timestamps encode to the same data."""
+    sink = make_sink().start()
+    base = mixed_batch(40, 3, seed=7, t0=T)
+    # Microsecond timestamps must be exact in µs for the comparison: round the base times down.
+    field = base.schema.field(5)
+    whole_us = pc.multiply(pc.divide(base.column(5).cast(pa.int64()), 1000), 1000).cast(field.type)
+    base = base.set_column(5, field, whole_us)
+    # Same units, but every value appears twice in the dictionary and rows use the second copy.
+    units = base.column("unit")
+    dup_dict = pa.concat_arrays([units.dictionary, units.dictionary])
+    shifted = pc.add(units.indices, len(units.dictionary)).cast(units.indices.type)
+    plain_names = base.column("name").dictionary_decode()
+    variant = base.set_column(0, pa.field("name", pa.string(), nullable=False), plain_names)
+    variant = variant.set_column(1, variant.schema.field(1), pa.DictionaryArray.from_arrays(shifted, dup_dict))
+    us = pa.timestamp("us", tz="UTC")
+    for i in (4, 5):
+        variant = variant.set_column(i, pa.field(variant.schema.field(i).name, us), variant.column(i).cast(us))
+    variant = variant.replace_schema_metadata(base.schema.metadata)
+    [data] = decoded(sink, "metrics", send(sink, "metrics", [OtapStreamEncoder("metrics").encode(variant)]), 1)
+    assert_metrics_exact(data, base)
