@@ -171,6 +171,8 @@ class Agent:
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.cfg.agent.shutdown_timeout)
         self.stop_event.set()
         self.batcher.wake()
+        if self.forwarder is not None:
+            self.forwarder.notify()  # it waits on its own wake-up, not on the stop event
         for st in self.sources:
             if st.thread is not None:
                 st.thread.join(max(0.0, min(1.0, deadline - time.monotonic())))
@@ -247,13 +249,15 @@ class Agent:
         accepted = sum(sum(v.values()) for k, v in c.items() if ".points_accepted" in k)
         dropped = sum(sum(v.values()) for k, v in c.items() if k.startswith("edgecollect.buffer.dropped"))
         rejected = sum(sum(v.values()) for k, v in c.items() if ".points_rejected" in k)
-        up = st["upstream"]
-        return (
+        line = (
             f"points accepted={accepted} dropped={dropped} rejected={rejected} series={st['series']} "
-            f"spool files={st['spool']['files']} bytes={st['spool']['bytes']} oldest={st['spool']['oldest_age_s']}s "
-            f"upstream={up.get('state')}"
-            + (f" last_error={up['last_error']!r}" if up.get("last_error") else "")
+            f"spool files={st['spool']['files']} bytes={st['spool']['bytes']} oldest={st['spool']['oldest_age_s']}s"
         )
+        if self.forwarder is None:
+            return line + " upstream=offline (none configured)"
+        from edgecollect.exporters.base import format_status
+
+        return line + "; " + format_status(st["upstream"])
 
 
 def _pid() -> int:
