@@ -14,9 +14,12 @@ Wheels are cached in ~/.cache/edgecollect-deb (the first build downloads ~130 MB
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -252,3 +255,63 @@ def test_install_upgrade_remove_purge(debs: dict[str, Path], sysroot: Path, tmp_
         assert (root / rel).read_text() == text, rel
     status = (root / "var/lib/dpkg/status").read_text()
     assert not re.search(r"^Package: edgecollect$", status, re.M)
+
+
+def _datagrams(sock: socket.socket, until: str, limit_s: float = 120.0) -> list[dict[str, str]]:
+    """Notifications received until one carries `until` (e.g. "READY"); bounded so a hang fails."""
+    got: list[dict[str, str]] = []
+    sock.settimeout(limit_s)
+    while True:
+        data = sock.recv(4096).decode()
+        fields = dict(line.split("=", 1) for line in data.splitlines() if "=" in line)
+        got.append(fields)
+        if until in fields:
+            return got
+
+
+def test_packaged_agent_speaks_sd_notify_and_answers_status(
+    debs: dict[str, Path], sysroot: Path, tmp_path: Path
+) -> None:
+    """What systemd would see from ExecStart: READY=1, WATCHDOG=1, RELOADING=1 on SIGHUP, STOPPING=1
+    on SIGTERM, and `edgecollect status` answering in between, all from the installed venv."""
+    root = sysroot
+    dpkg(root, "-i", str(debs["amd64"]))
+    exe = root / "opt/edgecollect/venv/bin/edgecollect"
+    state = root / "var/lib/edgecollect"
+    notify_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify_path))
+    env = dict(os.environ, NOTIFY_SOCKET=str(notify_path), STATE_DIRECTORY=str(state))
+    agent = subprocess.Popen(
+        [str(exe), "run", "-c", str(root / "etc/edgecollect/edgecollect.toml")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        ready = _datagrams(sock, "READY")[-1]
+        assert "backlog" in ready.get("STATUS", ""), ready
+        assert any("WATCHDOG" in f for f in _datagrams(sock, "WATCHDOG"))
+
+        status = run(str(exe), "status", "--json", env=dict(os.environ, STATE_DIRECTORY=str(state)))
+        assert status.returncode == 0, status.stderr
+        assert "spool" in json.loads(status.stdout)
+        # The packaged wrapper defaults to the service's state directory for everything but `run`.
+        wrapper = tmp_path / "edgecollect"
+        text = (root / "usr/bin/edgecollect").read_text()
+        wrapper.write_text(text.replace("/opt/edgecollect/", f"{root}/opt/edgecollect/"))
+        wrapper.chmod(0o755)
+        plain = {k: v for k, v in os.environ.items() if k != "STATE_DIRECTORY"}
+        via_wrapper = run(str(wrapper), "status", env=plain)
+        assert "/var/lib/edgecollect/status.sock" in via_wrapper.stdout + via_wrapper.stderr
+
+        agent.send_signal(signal.SIGHUP)
+        assert any("RELOADING" in f for f in _datagrams(sock, "READY"))
+        agent.send_signal(signal.SIGTERM)
+        assert any("STOPPING" in f for f in _datagrams(sock, "STOPPING"))
+        assert agent.wait(timeout=60) == 0, agent.stderr.read() if agent.stderr else ""
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+        sock.close()
+    assert list((state / "spool").glob("*.ecb")), "the shutdown flush left no batch in the spool"
+    dpkg(root, "-P", "edgecollect")
