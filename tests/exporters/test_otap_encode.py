@@ -390,6 +390,9 @@ def test_dictionary_column_starts_over_past_its_byte_budget() -> None:
 def test_split_for_otap_cuts_only_what_does_not_fit() -> None:
     small = metrics_batch(10)
     assert split_for_otap(small) == [small]
+    many_points = metrics_batch(10, per_series=7_000)  # 70,000 rows but only 7 metrics: one BAR
+    assert split_for_otap(many_points) == [many_points]
+    assert len(OtapStreamEncoder("metrics").encode(many_points).arrow_payloads) == 4
     recs = [LogRecord(T + i, "x", attributes=attrs(i=i)) for i in range(70_000)]
     logs = build_logs(recs, RES, "boot")
     parts = split_for_otap(logs)
