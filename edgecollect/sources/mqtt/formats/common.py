@@ -26,13 +26,14 @@ from typing import Union
 
 from edgecollect.model import AttrValue, Kind, LogRecord, Parsed, Point, Series, attrs
 from edgecollect.sources.mqtt.config import SubscribeConfig
-from edgecollect.sources.mqtt.formats.units import Conversion, convert
+from edgecollect.sources.mqtt.formats.units import IDENTITY, Conversion, convert
 from edgecollect.sources.mqtt.topics import Template, capture_attributes, compile_template
 
 INT64_MAX = (1 << 63) - 1
 INT64_MIN = -(1 << 63)
 MAX_NAME = 255
 MAX_LOG_BODY = 4096
+SERIES_CACHE = 8192  # per rule; cleared when full (a cache, not state)
 Json = Union[dict[str, "Json"], list["Json"], str, int, float, bool, None]  # noqa: UP007 - recursive alias
 
 # Strings that mean 1 or 0; `[sources.mqtt] states` extends it (keys are compared lower-cased).
@@ -66,6 +67,8 @@ class Rule:
     retained_max_age_ns: int = 300 * 10**9
     max_depth: int = 8
     base_attrs: dict[str, AttrValue] = field(default_factory=dict)
+    # Series seen recently, so a steady stream does not rebuild and re-sort attributes per point.
+    series_cache: dict[tuple[object, ...], Series] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -121,7 +124,7 @@ class Metadata:
 class Builder:
     """Collects one message's points and logs, applying the rule's overrides and policies."""
 
-    __slots__ = ("_attrs", "_base", "_cache", "logs", "msg", "outcome", "points", "rule")
+    __slots__ = ("_base", "_base_key", "logs", "msg", "outcome", "points", "rule")
 
     def __init__(self, msg: Message, rule: Rule) -> None:
         self.msg = msg
@@ -132,11 +135,12 @@ class Builder:
         base: dict[str, AttrValue] = dict(rule.base_attrs)
         base.update(capture_attributes(msg.captures))
         self._base = base
-        self._attrs: dict[tuple[tuple[str, AttrValue], ...], tuple[tuple[str, AttrValue], ...]] = {}
-        self._cache: dict[tuple[str, str, str, tuple[tuple[str, AttrValue], ...]], Series] = {}
+        self._base_key: tuple[tuple[str, AttrValue], ...] | None = None
 
     @property
     def base(self) -> dict[str, AttrValue]:
+        """The attributes every point of this message gets; formats may add to it (e.g. device.id)."""
+        self._base_key = None
         return self._base
 
     def reject(self, reason: str) -> None:
@@ -145,6 +149,8 @@ class Builder:
 
     def wanted(self, key: str) -> bool:
         cfg = self.rule.cfg
+        if not cfg.include and not cfg.exclude:
+            return True
         if cfg.include and not any(fnmatch.fnmatchcase(key, p) for p in cfg.include):
             return False
         return not (cfg.exclude and any(fnmatch.fnmatchcase(key, p) for p in cfg.exclude))
@@ -171,7 +177,7 @@ class Builder:
                 return
         if key in cfg.units:
             unit = cfg.units[key]
-        conv: Conversion = convert(unit) if unit else Conversion("1")
+        conv: Conversion = convert(unit) if unit else IDENTITY
         if isinstance(value, bool):
             value = int(value)
         if isinstance(value, int):
@@ -198,15 +204,20 @@ class Builder:
             value = float(value)
         if not state and not self._keep_reading(time_ns):
             return
-        attr_key = tuple(extra.items()) if extra else ()
-        cache_key = (name, conv.unit, kind, attr_key)
-        series = self._cache.get(cache_key)
+        base_key = self._base_key
+        if base_key is None:
+            base_key = self._base_key = tuple(self._base.items())
+        cache_key = (name, conv.unit, kind, base_key, tuple(extra.items()) if extra else ())
+        cache = self.rule.series_cache
+        series = cache.get(cache_key)
         if series is None:
             merged = dict(self._base)
             if extra:
                 merged.update(extra)
             series = Series(name[:MAX_NAME], conv.unit, kind, attrs(merged))
-            self._cache[cache_key] = series
+            if len(cache) >= SERIES_CACHE:
+                cache.clear()
+            cache[cache_key] = series
         self.points.append(Point(series, value, time_ns))
 
     def text(

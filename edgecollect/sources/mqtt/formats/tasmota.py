@@ -145,9 +145,7 @@ def _sensor(
         sub, leaf, channel = item
         if sub in _SKIP:
             continue
-        extra = dict(base)
-        if channel is not None:
-            extra["channel"] = channel
+        extra = base if channel is None else {**base, "channel": channel}
         path = f"{sensor}.{sub}"
         leaf_key = sub.rsplit(".", 1)[-1]
         kind: Kind = "gauge"

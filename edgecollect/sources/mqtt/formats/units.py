@@ -9,6 +9,7 @@ voltage, power, energy) and `sensor.*` otherwise (the package docstring lists th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from edgecollect.model import Kind
 
@@ -59,6 +60,7 @@ _UNITS: dict[str, Conversion] = {
 }
 
 
+@lru_cache(maxsize=1024)
 def convert(unit: str) -> Conversion:
     """The UCUM unit (and factor) for a unit string as devices write it; unknown units pass through."""
     key = unit.replace(" ", "").lower()
