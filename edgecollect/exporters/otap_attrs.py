@@ -203,10 +203,12 @@ def plan_of(table: EntryTable) -> AttrPlan:
 
 
 class PlanCache:
-    """A small LRU of AttrPlans keyed by the batch's distinct attribute sets (bounded memory)."""
+    """A small LRU of AttrPlans keyed by the batch's distinct attribute sets. Memory stays bounded:
+    few entries, and plans of batches with very many distinct sets are not kept (they rarely repeat)."""
 
-    def __init__(self, size: int = 32) -> None:
+    def __init__(self, size: int = 8, max_sets: int = 4096) -> None:
         self._size = size
+        self._max_sets = max_sets
         self._plans: OrderedDict[Hashable, tuple[list[int | None], AttrPlan | None]] = OrderedDict()
 
     def get(self, key: Hashable) -> tuple[list[int | None], AttrPlan | None] | None:
@@ -216,6 +218,8 @@ class PlanCache:
         return hit
 
     def put(self, key: Hashable, value: tuple[list[int | None], AttrPlan | None]) -> None:
+        if len(value[0]) > self._max_sets:
+            return
         self._plans[key] = value
         if len(self._plans) > self._size:
             self._plans.popitem(last=False)
