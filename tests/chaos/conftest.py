@@ -30,14 +30,14 @@ def chaos_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 
 @pytest.fixture
-def agents(tmp_path: Path) -> Iterator[Callable[[str], Agent]]:
-    """`agents(config_text)` -> an Agent (not yet started) over tmp_path/state; all stopped at the end."""
+def agents(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
+    """`agents(config_text, state)` -> an Agent (not yet started); every one is stopped at the end."""
     made: list[Agent] = []
 
-    def make(config_text: str) -> Agent:
+    def make(config_text: str, state: Path | None = None) -> Agent:
         config = tmp_path / f"agent{len(made)}.toml"
         config.write_text(config_text, encoding="utf-8")
-        agent = Agent(config, tmp_path / "state", tmp_path / "agent.log")
+        agent = Agent(config, state or tmp_path / "state", tmp_path / "agent.log")
         made.append(agent)
         return agent
 

@@ -378,3 +378,35 @@ class FaultProxy:
 def rng(name: str) -> random.Random:
     """A fixed seed per scenario, so a failing quick run replays exactly."""
     return random.Random(f"edgecollect-chaos-{name}")
+
+
+def agent_toml(
+    state: Path,
+    *,
+    upstream_port: int | None = None,
+    host_interval: str | None = None,
+    mqtt: tuple[str, str, str] | None = None,  # (broker url, client id, topic filter) at QoS 1, plain
+    serial_port: str | None = None,  # SLF/1 on a pty path or glob
+    spool_max: str = "256MiB",
+    when_full: str = "drop_oldest",
+    flush: str = "200ms",
+    self_interval: str = "1h",
+) -> str:
+    """An agent config for a scenario: fast flushes and retries, everything else at its default."""
+    text = (f'[agent]\nstate_dir = "{state}"\nlog_level = "warning"\nclock = "assume_synced"\n'
+            f'shutdown_timeout = "10s"\nself_interval = "{self_interval}"\n'
+            f'[batch]\nflush_interval = "{flush}"\nmax_points = 5000\n'
+            f'[spool]\nmax_size = "{spool_max}"\nwhen_full = "{when_full}"\n')
+    text += f'[sources.host]\ninterval = "{host_interval}"\n' if host_interval else "[sources.host]\nenabled = false\n"
+    if mqtt is not None:
+        url, client_id, topic = mqtt
+        text += (f'[[sources.mqtt]]\nserver = "{url}"\nclient_id = "{client_id}"\nqos = 1\n'
+                 f'reconnect_min = "50ms"\nreconnect_max = "500ms"\n'
+                 f'  [[sources.mqtt.subscribe]]\n  topic = "{topic}"\n  format = "plain"\n')
+    if serial_port is not None:
+        text += (f'[[sources.serial]]\nport = "{serial_port}"\nframing = "slf1"\nprefix = "ser."\n'
+                 'reopen_backoff_max = "200ms"\n')
+    if upstream_port is not None:
+        text += (f'[upstream]\nendpoint = "127.0.0.1:{upstream_port}"\nprotocol = "otap"\n'
+                 'tls = { insecure = true }\nretry_initial = "100ms"\nretry_max = "1s"\n')
+    return text
