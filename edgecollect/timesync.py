@@ -44,7 +44,7 @@ from edgecollect.clock import FLAG_CLOCK_UNSYNCED, FLAG_TIME_REPAIRED
 log = logging.getLogger(__name__)
 
 # A wall clock before this is certainly wrong: no edgecollect release runs before it was built.
-# Raise it with each release (the .deb build script checks it is not older than a year).
+# packaging/build-deb.py raises it in the packaged copy to the source date (HEAD's commit time).
 BUILD_DATE_NS = 1_793_491_200 * 1_000_000_000  # 2026-11-01T00:00:00Z
 
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")

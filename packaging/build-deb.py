@@ -122,6 +122,7 @@ def build_own_wheel(out: Path) -> Path:
             ROOT / "edgecollect", src / "edgecollect",
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         )
+        stamp_build_date(src / "edgecollect" / "timesync.py")
         run([
             sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
             "--no-deps", "--no-build-isolation", "--wheel-dir", str(out), str(src),
@@ -130,6 +131,38 @@ def build_own_wheel(out: Path) -> Path:
     if len(wheels) != 1:
         raise SystemExit(f"expected one edgecollect wheel in {out}, found {wheels}")
     return wheels[0]
+
+
+BUILD_DATE_LINE = re.compile(r"^BUILD_DATE_NS = (\d[\d_]*) \* 1_000_000_000(.*)$", re.M)
+
+
+def source_date() -> int | None:
+    """Seconds since the epoch this source is from: $SOURCE_DATE_EPOCH, else the HEAD commit's time."""
+    if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+        return int(os.environ["SOURCE_DATE_EPOCH"])
+    proc = subprocess.run(
+        ["git", "-C", str(ROOT), "log", "-1", "--format=%ct"], capture_output=True, text=True, check=False
+    )
+    return int(proc.stdout) if proc.returncode == 0 and proc.stdout.strip().isdigit() else None
+
+
+def stamp_build_date(timesync: Path) -> None:
+    """Raise timesync.BUILD_DATE_NS in the packaged copy to the source date.
+
+    A clock reading earlier than the release's own date is certainly wrong, so the packaged agent
+    flags samples taken on a Pi that booted at a stale date even where adjtimex is unavailable. The
+    source date (not the build machine's clock) keeps builds reproducible.
+    """
+    text = timesync.read_text()
+    match = BUILD_DATE_LINE.search(text)
+    if match is None:
+        raise SystemExit(f"{timesync}: no 'BUILD_DATE_NS = <seconds> * 1_000_000_000' line to stamp")
+    floor = int(match.group(1).replace("_", ""))
+    date = source_date()
+    if date is None or date <= floor:
+        return
+    line = f"BUILD_DATE_NS = {date} * 1_000_000_000  # stamped by packaging/build-deb.py: source date"
+    timesync.write_text(text[: match.start()] + line + text[match.end():])
 
 
 def python_depends(pythons: list[str]) -> str:

@@ -56,8 +56,8 @@ def debs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return found
 
 
-def run(*cmd: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(cmd), capture_output=True, text=True, env=env, timeout=300)
+def run(*cmd: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(cmd), capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
 
 def field(deb: Path, name: str) -> str:
@@ -207,6 +207,12 @@ def test_install_upgrade_remove_purge(debs: dict[str, Path], sysroot: Path, tmp_
     exe = opt / "venv/bin/edgecollect"
     version = subprocess.run([str(exe), "--version"], check=True, capture_output=True, text=True, timeout=120)
     assert version.stdout.strip() == f"edgecollect {VERSION}"
+    # The packaged copy's clock floor is the source date (a Pi reading an earlier date is unsynced).
+    # (cwd elsewhere: `python -c` would otherwise import the work tree's edgecollect.)
+    code = "import edgecollect.timesync as t; print(t.BUILD_DATE_NS)"
+    floor = run(str(opt / "venv/bin/python"), "-c", code, cwd=tmp_path)
+    commits = run("git", "-C", str(ROOT), "log", "-20", "--format=%ct").stdout.split()
+    assert floor.stdout.strip() and int(floor.stdout) // 10**9 in [int(c) for c in commits], floor.stdout
     env = dict(os.environ, STATE_DIRECTORY=str(state))
     check = run(str(exe), "check-config", str(conf), env=env)
     assert check.returncode == 0, check.stdout + check.stderr
