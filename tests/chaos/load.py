@@ -18,7 +18,7 @@ from tests.sources.mqtt.mqtt_support import Publisher, subscribe_once
 # The serial tests' pty pair with a stable symlink (like /dev/serial/by-id/...); that directory is
 # not a package, as its own modules import each other by bare name.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sources" / "serial"))
-from test_serial_pty import Pty
+from test_serial_pty import Pty  # type: ignore[import-not-found]
 
 __all__ = ["MqttLoad", "Pty", "SerialLoad"]
 

@@ -92,10 +92,15 @@ def test_damaged_spool_files_are_quarantined_and_the_rest_delivered(
             failed_starts += 1
             raise
         expected = set(tally.published)
-        wait_for(lambda expected=expected: expected <= {p[3] for p in sink_points(sink)}, 60,
-                 f"round {rnd}: every intact batch at the sink")
-        wait_for(lambda agent=agent: (agent.status() or {}).get("spool", {}).get("files") == 0, 30,
-                 f"round {rnd}: the spool emptied")
+
+        def arrived(expected: set[int] = expected) -> bool:
+            return expected <= {p[3] for p in sink_points(sink)}
+
+        def emptied(agent: Agent = agent) -> bool:
+            return bool((agent.status() or {}).get("spool", {}).get("files") == 0)
+
+        wait_for(arrived, 60, f"round {rnd}: every intact batch at the sink")
+        wait_for(emptied, 30, f"round {rnd}: the spool emptied")
         quarantined = total(agent.counter("edgecollect.spool.quarantined"))
         in_folder = len([p for p in (state / "spool" / "quarantine").iterdir() if p.is_file()])
         temps = list((state / "spool").glob("*.tmp"))
