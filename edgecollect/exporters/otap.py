@@ -93,7 +93,7 @@ class _Stream:
             response_deserializer=pb.BatchStatus.FromString,
         )
         self._call: Any = method(self._outgoing(), metadata=metadata,
-                                 compression=grpc_compression(owner.cfg, "none"))
+                                 compression=grpc_compression(owner.cfg, "gzip"))
         self._reader = threading.Thread(target=self._read, name=f"otap-{signal}", daemon=True)
         self._reader.start()
 
