@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.harness import Agent
-from tests.exporters.conftest import make_sink, sink_binary
+from tests.exporters.conftest import filler, make_sink, sink_binary
 from tests.sources.mqtt.conftest import Broker
 
-__all__ = ["agents", "chaos_broker", "make_sink", "sink_binary"]
+__all__ = ["agents", "chaos_broker", "filler", "make_sink", "sink_binary"]
 
 
 @pytest.fixture

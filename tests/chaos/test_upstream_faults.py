@@ -1,0 +1,87 @@
+"""Upstream faults while batches keep arriving: the real Forwarder (OTAP exporter) talks to the Go
+sink through a loopback TCP proxy that resets connections, black-holes them and slows them down,
+while the sink itself slows its acks, answers UNAVAILABLE in bursts and restarts.
+[quick: 40 s of faults, full: 30 min]
+
+Every spooled point is numbered; afterwards the link heals and every one must arrive (duplicates
+allowed and reported), and the spool must end empty: nothing was deleted before it was acked.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.chaos.harness import FaultProxy, Tally, report, rng, scale, wait_for
+from tests.exporters.conftest import Filler, config, forwarding, metric_values
+
+pytestmark = pytest.mark.integration
+
+FAULT_SECONDS = scale(40, 1800)
+FAULTS = ("reset", "blackhole", "slow", "slow_acks", "unavailable_burst", "random_unavailable", "sink_restart", "pass")
+
+
+def test_upstream_faults_through_a_proxy_lose_nothing(make_sink: Callable[..., Any], filler: Filler) -> None:
+    r = rng("upstream")
+    sink = make_sink().start()
+    proxy = FaultProxy(sink.ports["grpc"])
+    applied: collections.Counter[str] = collections.Counter()
+    stop = threading.Event()
+    cfg = config(f"127.0.0.1:{proxy.port}", retry_initial=0.05, retry_max=1.0, timeout=2.0, max_stream_lifetime=5.0)
+
+    def chaos() -> None:
+        order: list[str] = []
+        while not stop.is_set():
+            if not order:
+                order = list(FAULTS)  # every fault once per round, in a new order each round
+                r.shuffle(order)
+            fault = order.pop()
+            applied[fault] += 1
+            if fault in ("reset", "blackhole", "slow"):
+                proxy.set(fault)
+            elif fault == "slow_acks":
+                sink.set(ack_delay_ms=r.choice([200, 800, 2500]))
+            elif fault == "unavailable_burst":
+                sink.set(mode="unavailable")
+            elif fault == "random_unavailable":
+                sink.set(random_unavailable=0.5)
+            elif fault == "sink_restart":
+                sink.restart()
+            stop.wait(r.uniform(0.5, 4.0))
+            proxy.set("pass")
+            if sink.running:
+                sink.set(mode="ok", ack_delay_ms=0, random_unavailable=0.0)
+            else:
+                sink.start()
+
+    started = time.monotonic()
+    try:
+        with forwarding(cfg, filler) as fwd:
+            chaos_thread = threading.Thread(target=chaos, name="chaos", daemon=True)
+            chaos_thread.start()
+            while time.monotonic() - started < FAULT_SECONDS:
+                filler.metrics(r.randint(20, 400))
+                time.sleep(r.uniform(0.02, 0.2))
+            stop.set()
+            chaos_thread.join(30)
+            healed_at = time.monotonic()
+            wait_for(lambda: filler.spool.stats().files == 0, 240, "the spool drained after the faults", 0.2)
+            drain_s = time.monotonic() - healed_at
+            status = fwd.status()
+    finally:
+        stop.set()
+        proxy.close()
+    tally = Tally("numbered points", set(filler.values), metric_values(sink.records(signal="metrics")))
+    retries = filler.telemetry.find("edgecollect.upstream.retries")
+    report("upstream faults through a TCP proxy", [tally], fault_seconds=FAULT_SECONDS, faults=dict(applied),
+           batches=len(filler.batch_values), proxy_connections=proxy.connections, proxy_resets=proxy.resets,
+           retries=retries.snapshot() if retries else {}, drain_after_heal_s=round(drain_s, 1),
+           final_state=status.get("state"))
+    assert set(applied) == set(FAULTS), f"not every fault was applied: {dict(applied)}"
+    assert not tally.missing, f"{len(tally.missing)} points never arrived: {sorted(tally.missing)[:10]}"
+    assert not set(tally.delivered) - tally.published, "the sink saw values nobody spooled"
