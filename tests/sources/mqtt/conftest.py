@@ -38,7 +38,7 @@ def _find_mosquitto() -> str:
 
 
 class Broker:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, listener: tuple[str, ...] = ("allow_anonymous true",)) -> None:
         self.binary = _find_mosquitto()
         self.directory = directory
         self.port = free_port()
@@ -48,8 +48,11 @@ class Broker:
         (directory / "data").mkdir(exist_ok=True)
         self.conf.write_text(
             "\n".join([
+                # As root, mosquitto would drop to the "mosquitto" user, which cannot reach pytest's
+                # 0700 temp dirs: persistence would silently fail. Stay the user that started it.
+                *(["user root"] if os.geteuid() == 0 else []),
                 f"listener {self.port} 127.0.0.1",
-                "allow_anonymous true",
+                *listener,
                 "persistence true",
                 f"persistence_location {directory / 'data'}/",
                 "autosave_interval 5",

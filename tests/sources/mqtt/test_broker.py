@@ -99,53 +99,49 @@ def test_acks_only_after_the_batch_is_durable(running_broker: Broker, tmp_path: 
 
 
 def test_broker_restart_mid_publish_loses_no_qos1_message(running_broker: Broker, tmp_path: Path) -> None:
-    """The broker restarts (SIGTERM, persistence on) while a publisher sends 3,000 QoS 1 messages.
+    """The broker restarts (SIGTERM, persistence on) while a publisher streams 3,000 QoS 1 messages.
 
-    The source must reconnect, resubscribe and store every message the broker still delivers. As a
-    reference, an independent paho subscriber with a persistent session and automatic acks listens
-    too: mosquitto 2.0.11 was seen to lose a few QoS 1 messages across a restart for that client as
-    well, and no subscriber can receive what the broker itself lost. So the check is: the source
-    has every value the reference got, and the run prints both counts.
+    The source must reconnect, resubscribe and store every value. An independent paho subscriber
+    (persistent session, automatic acks) listens too, as a check on the broker fixture itself: if
+    the broker lost messages (e.g. persistence not writable), the reference shows it.
     """
     broker = running_broker
     tag = uuid.uuid4().hex[:8]
     total = 3000
+    topic = f"rs{tag}/dev/v"
     sink_path = tmp_path / "sink.txt"
     src = Running(config(broker, f"restart-{tag}", f"rs{tag}/{{device}}/{{metric}}"))
     sink = FileSink(src.ctx, sink_path).start()
     reference = Reference(broker, f"ref-{tag}", f"rs{tag}/#")
     pub = Publisher(broker.host, broker.port, f"pub-{tag}")
-    published: list[object] = []
-
-    def publish_all() -> None:  # one message in flight at a time, like a sensor gateway would
-        for i in range(total):
-            pub.publish_acked(f"rs{tag}/dev/v", str(i))
-            published.append(i)
-
     try:
         wait_until(src.connected, 15, "source connected")
         wait_until(reference.subscribed.is_set, 15, "reference subscribed")
-        publisher = threading.Thread(target=publish_all, daemon=True)
-        publisher.start()
-        wait_until(lambda: len(published) >= total // 3, 60, "a third published")
-        broker.restart()  # mid-publish: the publisher's paho queues, reconnects and resends
-        publisher.join(300)
-        assert not publisher.is_alive() and len(published) == total, "publisher finished"
-        got = set(reference.values)
+        infos = []
+        for i in range(total):
+            infos.append((i, pub.publish(topic, str(i))))
+            if i == total // 3:
+                broker.restart()  # mid-stream: hundreds in flight between publisher, broker and source
+        # paho refuses (rc != 0) what is published while it is disconnected: send those again.
+        for i, info in infos:
+            if info.rc != 0:
+                pub.publish_acked(topic, str(i))
+        pub.wait_published([info for _, info in infos if info.rc == 0], 180)
+        expected = {float(i) for i in range(total)}
         try:
-            wait_until(lambda: set(read_values(sink_path)) >= got, 60, "the source has what the reference got")
+            wait_until(lambda: set(read_values(sink_path)) >= expected, 60, f"all {total} values in the sink")
         finally:
             values = read_values(sink_path)
-            missing = sorted(got - set(values))
-            print(f"\nbroker restart: {total} published; reference got {len(got)} distinct; source stored "
-                  f"{len(values)} ({len(set(values))} distinct, {len(values) - len(set(values))} duplicates), "
-                  f"missing vs reference {len(missing)} {missing[:10]}; connects {src.counter('connects')}, "
-                  f"acks {src.counter('acks')}")
+            missing = sorted(expected - set(values))
+            print(f"\nbroker restart: {total} published; source stored {len(values)} ({len(set(values))} "
+                  f"distinct, {len(values) - len(set(values))} duplicates), missing {len(missing)} "
+                  f"{missing[:10]}; reference got {len(set(reference.values))} distinct; "
+                  f"connects {src.counter('connects')}, acks {src.counter('acks')}")
         assert src.counter("connects").get("ok", 0) >= 2, "the source reconnected"
         assert src.counter("connects").get("subscribed", 0) >= 2, "and resubscribed"
         assert broker.starts >= 2
-        assert len(got) >= total * 0.9, "the reference saw the run (sanity)"
         assert src.thread.is_alive()
+        wait_until(lambda: set(reference.values) >= expected, 30, "the reference has everything too")
     finally:
         pub.close()
         reference.close()
