@@ -69,7 +69,7 @@ def parse(msg: Message, rule: Rule, meta: Metadata) -> Parsed:
         if text is None:
             return Parsed(outcome="not_utf8")
         b.text("LWT", "device.online", text, log_other=False)
-        return b.result("no_reading") if b.outcome else Parsed(tuple(b.points), (), "availability")
+        return Parsed(tuple(b.points), (), "availability") if b.points else Parsed(outcome="ignored")
     if last.startswith("POWER") and (last == "POWER" or last[5:].isdigit()):
         text = decode_text(msg.payload)
         if text is None:
