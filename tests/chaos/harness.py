@@ -251,9 +251,14 @@ class Agent:
             return None
 
     def counter(self, name: str) -> dict[str, int]:
+        """One counter by name, its labels merged across sources (`name{source=...}` keys)."""
         st = self.status()
-        found: dict[str, int] = st["counters"].get(name, {}) if st else {}
-        return found
+        merged: dict[str, int] = {}
+        for key, values in (st["counters"] if st else {}).items():
+            if key == name or key.startswith(name + "{"):
+                for label, n in values.items():
+                    merged[label] = merged.get(label, 0) + n
+        return merged
 
     def wait_up(self, timeout_s: float = 60) -> None:
         def up() -> bool:
