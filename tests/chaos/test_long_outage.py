@@ -12,6 +12,7 @@ rate are reported.
 from __future__ import annotations
 
 import collections
+import contextlib
 import statistics
 import threading
 import time
@@ -56,10 +57,8 @@ class Sampler:
             size = 0
             for p in self.spool.iterdir():
                 if p.is_file():  # batch files and in-flight temp files; quarantine/ has its own cap
-                    try:
+                    with contextlib.suppress(FileNotFoundError):
                         size += p.stat().st_size
-                    except FileNotFoundError:
-                        pass
             self.disk.append(size)
 
     def close(self) -> None:
