@@ -1,7 +1,8 @@
 """The MQTT source: hear devices through a broker, at least once from broker to spool.
 
 Modules: `config` (MqttConfig, SubscribeConfig, TlsConfig), `client` (the paho session, manual acks,
-reconnects), `topics` (templates), `formats/<name>` (one pure parser per payload format).
+reconnects), `topics` (templates), `formats/<name>` (one parser per payload format: plain, json,
+influx, tasmota, zigbee2mqtt, esphome, shelly, homeassistant, sparkplug).
 
 Delivery semantics (design.md invariant 3). With QoS >= 1 a message is acknowledged to the broker
 only after every point and log record it produced is durable in the spool (or was dropped by a
@@ -31,7 +32,8 @@ Naming (what every format emits; units are UCUM, values converted to them):
     sensor.energy.today/.yesterday J (gauges that reset), sensor.energy.returned J (cumulative)
     device.online 1/0 (availability/LWT; state, kept even when retained), device.uptime s
     <prefix>.<key> for anything else (prefix defaults to the preset: tasmota, zigbee2mqtt, ...;
-    empty for json/plain/influx), e.g. tasmota.power (relay 1/0), zigbee2mqtt.occupancy
+    empty for json/plain/influx), e.g. tasmota.power (relay 1/0), zigbee2mqtt.occupancy,
+    sparkplug.Inputs.Temperature (Sparkplug metric names, `/` -> `.`)
 
 `hw.*` follows the OTel hardware conventions where they define the quantity; `sensor.*` is ours
 for environment quantities they do not cover. Attributes: `device.id` (Tasmota topic, Z2M IEEE

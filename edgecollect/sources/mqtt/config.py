@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 from edgecollect.configtypes import Duration, Secret, Size
 
 Format = Literal[
-    "plain", "json", "influx", "tasmota", "zigbee2mqtt", "esphome", "shelly", "homeassistant",
+    "plain", "json", "influx", "tasmota", "zigbee2mqtt", "esphome", "shelly", "homeassistant", "sparkplug",
 ]
 FORMATS: tuple[str, ...] = (
-    "plain", "json", "influx", "tasmota", "zigbee2mqtt", "esphome", "shelly", "homeassistant",
+    "plain", "json", "influx", "tasmota", "zigbee2mqtt", "esphome", "shelly", "homeassistant", "sparkplug",
 )
 # Per-key overrides: a metric kind, a value type, or what to do with the key instead of a metric.
 TYPES: tuple[str, ...] = ("gauge", "cumulative", "delta", "updown", "int", "float", "state", "log", "ignore")

@@ -11,6 +11,7 @@ from edgecollect.sources.mqtt.formats import (
     influx,
     plain,
     shelly,
+    sparkplug,
     tasmota,
     zigbee2mqtt,
 )
@@ -28,11 +29,12 @@ PARSERS: dict[str, Parser] = {
     "esphome": esphome.parse,
     "shelly": shelly.parse,
     "homeassistant": homeassistant.parse,
+    "sparkplug": sparkplug.parse,
 }
 # The prefix a format gives keys it has no well-known name for, unless `prefix` is set.
 DEFAULT_PREFIXES: dict[str, str] = {
     "plain": "", "json": "", "influx": "", "tasmota": "tasmota", "zigbee2mqtt": "zigbee2mqtt",
-    "esphome": "esphome", "shelly": "shelly", "homeassistant": "homeassistant",
+    "esphome": "esphome", "shelly": "shelly", "homeassistant": "homeassistant", "sparkplug": "sparkplug",
 }
 
 __all__ = ["DEFAULT_PREFIXES", "PARSERS", "Message", "Metadata", "Parser", "Rule"]

@@ -9,8 +9,8 @@ Assistant discovery index, Zigbee2MQTT device list); it is bounded and per sourc
 Outcomes (closed set, counted by the source as `edgecollect.mqtt.messages{outcome}`):
 ok, log (text only), metadata, availability, ignored, no_reading, retained_dropped, and the rejects too_large,
 not_utf8, not_json, too_deep, not_number, number_range, not_finite, wrong_type, empty, bad_line,
-bad_time. A message with some good values and a reject is counted under the reject reason; its
-good values are kept.
+bad_time, not_protobuf, unknown_alias, seq_gap. A message with some good values and a reject is
+counted under the reject reason; its good values are kept.
 """
 
 from __future__ import annotations
@@ -109,6 +109,17 @@ class Z2mDevice:
 
 
 @dataclass
+class SparkplugState:
+    """Alias maps from BIRTH messages per (group, edge node, device), last seq per edge node."""
+
+    # (group, edge, device) -> alias -> (name, datatype, unit); "" device for the node itself
+    aliases: dict[tuple[str, str, str], dict[int, tuple[str, int, str]]] = field(default_factory=dict)
+    # (group, edge, device) -> name -> (datatype, unit), for DATA that names its metrics
+    names: dict[tuple[str, str, str], dict[str, tuple[int, str]]] = field(default_factory=dict)
+    seq: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+@dataclass
 class Metadata:
     """Bounded side-channel knowledge, fed by retained metadata topics."""
 
@@ -116,6 +127,7 @@ class Metadata:
     entities: dict[str, Entity] = field(default_factory=dict)  # state topic -> entity
     config_topics: dict[str, str] = field(default_factory=dict)  # discovery topic -> state topic
     z2m: dict[str, Z2mDevice] = field(default_factory=dict)  # friendly name -> device
+    sparkplug: SparkplugState = field(default_factory=SparkplugState)
 
     def full(self, table: dict[str, Entity] | dict[str, str] | dict[str, Z2mDevice]) -> bool:
         return len(table) >= self.max_entries
