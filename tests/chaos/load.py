@@ -62,11 +62,11 @@ class MqttLoad:
         self._stop.set()
         self._thread.join(10)
         deadline = time.monotonic() + settle_s
-        while time.monotonic() < deadline and not all(info.is_published() for info in self._infos):
+        while time.monotonic() < deadline and not all(_acked(info) for info in self._infos if info.rc == 0):
             time.sleep(0.1)
 
     def acked(self) -> set[int]:
-        return {i for i, info in enumerate(self._infos) if info.is_published()}
+        return {i for i, info in enumerate(self._infos) if _acked(info)}
 
     def sent(self) -> int:
         return len(self._infos)
@@ -74,6 +74,15 @@ class MqttLoad:
     def close(self) -> None:
         self._stop.set()
         self.pub.close()
+
+
+def _acked(info: Any) -> bool:
+    """PUBACK received. A publish refused while disconnected (rc != 0) is not counted as published,
+    even though paho may still send it after reconnecting (it then arrives as an extra)."""
+    try:
+        return bool(info.is_published())
+    except (RuntimeError, ValueError):
+        return False
 
 
 class SerialLoad:
