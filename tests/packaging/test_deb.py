@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,33 +26,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BUILD = ROOT / "packaging" / "build-deb.py"
-_VERSION = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
-assert _VERSION
-VERSION = _VERSION.group(1)
+from tests.packaging.conftest import BUILD, ROOT, VERSION, need
 
 pytestmark = pytest.mark.integration
-
-
-def need(tool: str) -> str:
-    found = shutil.which(tool)
-    assert found, f"{tool} is missing: run packaging/install-test-deps.sh"
-    return found
-
-
-@pytest.fixture(scope="module")
-def debs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    need("dpkg-deb")
-    out = tmp_path_factory.mktemp("debs")
-    proc = subprocess.run(
-        [sys.executable, str(BUILD), "--out", str(out)], capture_output=True, text=True, timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    found = {arch: out / f"edgecollect_{VERSION}_{arch}.deb" for arch in ("amd64", "arm64")}
-    for deb in found.values():
-        assert deb.is_file(), proc.stderr[-4000:]
-    return found
 
 
 def run(*cmd: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
