@@ -45,8 +45,13 @@ class FileSink:
         self.interval_s = interval_s
         self.on_batch = on_batch
         self.stop = threading.Event()
+        self._wake = threading.Event()
         self.thread = threading.Thread(target=self._run, name="file-sink", daemon=True)
         self.batches = 0
+
+    def wake(self) -> None:
+        """Cut now (what the batcher does when a ring asks for an early flush)."""
+        self._wake.set()
 
     def start(self) -> FileSink:
         self.thread.start()
@@ -54,11 +59,14 @@ class FileSink:
 
     def close(self) -> None:
         self.stop.set()
+        self._wake.set()
         self.thread.join(5)
         self.flush()
 
     def _run(self) -> None:
-        while not self.stop.wait(self.interval_s):
+        while not self.stop.is_set():
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
             self.flush()
 
     def flush(self) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import Broker
 from mqtt_support import FileSink, Publisher, make_context, read_values, wait_until
 
+from edgecollect.buffer import Ring
 from edgecollect.configtypes import Duration
 from edgecollect.sources.base import SourceContext
 from edgecollect.sources.mqtt import MqttConfig, MqttSource, SubscribeConfig
@@ -259,3 +261,50 @@ def test_ten_thousand_malformed_payloads_are_counted_and_acked(running_broker: B
         src.stop()
         sink_stop.set()
         drainer.join(5)
+
+
+class FlushingRing(Ring):
+    """A Ring with the `request_flush()` hook the source calls when acks are owed (see client.py)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.flush_requests = 0
+        self.on_request: Callable[[], None] = lambda: None
+
+    def request_flush(self) -> None:
+        self.flush_requests += 1
+        self.on_request()
+
+
+def test_owed_acks_ask_for_an_early_flush_so_a_small_broker_window_keeps_flowing(
+    running_broker: Broker, tmp_path: Path,
+) -> None:
+    """MQTT 3.1.1 leaves the in-flight window to the broker (mosquitto: max_inflight_messages, 20 by
+    default). With a batcher that cuts only every 30 s, nothing would be durable (and acked) for 30 s
+    and the stream would stall behind the window; because the source asks for a flush when it owes
+    acks and the stream has paused, 1,000 messages are durable in a few early batches."""
+    broker = running_broker
+    tag = uuid.uuid4().hex[:8]
+    ctx = make_context()
+    telemetry = ctx.telemetry
+    ring = FlushingRing(ctx.name, 100_000, "drop_oldest", telemetry.counter("buffer", "dropped", "policy"),
+                        telemetry.counter("buffer", "logs_dropped", "policy"))
+    ctx.ring = ring
+    src = Running(config(broker, f"flush-{tag}", f"fl{tag}/{{device}}/{{metric}}"), ctx)
+    sink_path = tmp_path / "sink.txt"
+    sink = FileSink(ctx, sink_path, interval_s=30.0)
+    ring.on_request = sink.wake
+    sink.start()
+    pub = Publisher(broker.host, broker.port, f"pub-{tag}")
+    try:
+        wait_until(src.connected, 15, "source connected")
+        total = 1000
+        pub.wait_published([pub.publish(f"fl{tag}/d/v", str(i)) for i in range(total)])
+        wait_until(lambda: len(read_values(sink_path)) >= total, 25, "all values durable long before 30 s")
+        print(f"\nflush requests {ring.flush_requests}, sink batches {sink.batches}, acks {src.counter('acks')}")
+        assert ring.flush_requests >= 1  # without them nothing would be durable before 30 s
+        assert sorted(read_values(sink_path)) == [float(i) for i in range(total)]
+    finally:
+        pub.close()
+        src.stop()
+        sink.close()
