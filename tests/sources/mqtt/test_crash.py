@@ -126,9 +126,11 @@ def test_kill_9_twice_loses_no_qos1_message(running_broker: Broker, tmp_path: Pa
     try:
         publisher.start()
         for at in (TOTAL // 4, TOTAL // 2):
-            # Kill once the agent is mid-stream: some values spooled, more arriving.
-            wait_until(lambda at=at: acked[0] >= at and len(reader.values()) > 0, 180,
-                       f"{at} published and the agent spooling")
+            # Kill once this agent instance is mid-stream: it has spooled a good number of values
+            # itself and the publisher is still ahead of it.
+            before = len(reader.values())
+            wait_until(lambda at=at, before=before: acked[0] >= at and len(reader.values()) >= before + 1000,
+                       180, f"{at} published and the agent spooling")
             agent.send_signal(signal.SIGKILL)
             agent.wait(30)
             kills += 1
