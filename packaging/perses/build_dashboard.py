@@ -116,6 +116,11 @@ PANELS: dict[str, Json] = {
         "bytes",
         query(f"max by (host_name) (process_memory_usage_bytes{{{GATEWAY}}})", "{{host_name}}"),
     ),
+    "clock": chart(
+        "Clock repairs", "Batches whose pre-sync timestamps were moved when NTP stepped the clock (no RTC).",
+        "decimal",
+        query(rate("edgecollect_clock_repairs_total", ", where"), "{{host_name}} {{where}}"),
+    ),
     "sensor": chart(
         "$metric by device", "The chosen sensor metric for each device (MQTT and serial sources).", "decimal",
         query(
@@ -200,6 +205,7 @@ def dashboard() -> Json:
                     item(0, 0, 12, 8, "backlog_bytes"), item(12, 0, 12, 8, "backlog_files"),
                     item(0, 8, 12, 8, "drops"), item(12, 8, 12, 8, "rejects"),
                     item(0, 16, 12, 8, "upstream"), item(12, 16, 12, 8, "rss"),
+                    item(0, 24, 24, 6, "clock"),
                 ]),
                 row("Sensors by device", [item(0, 0, 24, 9, "sensor"), item(0, 9, 24, 9, "temperature")]),
             ],

@@ -99,6 +99,7 @@ EMITTED = {
     "_points_rejected_total": ("edgecollect/sources/base.py", '"points_rejected"'),
     "edgecollect_upstream_points_delivered_total": ("edgecollect/exporters/base.py", '"points_delivered"'),
     "edgecollect_upstream_retries_total": ("edgecollect/exporters/base.py", '"retries"'),
+    "edgecollect_clock_repairs_total": ("edgecollect/runtime.py", '"clock", "repairs"'),
     "process_memory_usage_bytes": ("edgecollect/sources/host.py", '"process.memory.usage"'),
     "hw_temperature_celsius": ("edgecollect/sources", '"hw.temperature"'),
 }
