@@ -6,11 +6,12 @@
 #   sudo packaging/measure-sd-writes.sh [CONFIG] [SECONDS]      (defaults: built-in config, 600 s)
 #
 # Prints sectors, bytes, spool files and the extrapolation to a day. Needs root (mount -o loop)
-# and `edgecollect` on PATH. The file system is mounted like Raspberry Pi OS mounts its root:
+# and `edgecollect` on PATH (or EDGECOLLECT="python3 -m edgecollect"). The file system is mounted like Raspberry Pi OS mounts its root:
 # ext4, noatime, default 5 s journal commit.
 set -eu
 
 config="${1:-}"
+agent="${EDGECOLLECT:-edgecollect}"
 seconds="${2:-600}"
 work=$(mktemp -d)
 img="$work/sd.img"
@@ -35,9 +36,9 @@ written() { awk '{ print $7 }' "/sys/block/$dev/stat"; }  # field 7: sectors wri
 
 before=$(written)
 if [ -n "$config" ]; then
-    STATE_DIRECTORY="$mnt/edgecollect" edgecollect run -c "$config" >"$work/agent.log" 2>&1 &
+    STATE_DIRECTORY="$mnt/edgecollect" $agent run -c "$config" >"$work/agent.log" 2>&1 &
 else
-    STATE_DIRECTORY="$mnt/edgecollect" edgecollect run >"$work/agent.log" 2>&1 &
+    STATE_DIRECTORY="$mnt/edgecollect" $agent run >"$work/agent.log" 2>&1 &
 fi
 pid=$!
 sleep "$seconds"
