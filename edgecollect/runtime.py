@@ -173,11 +173,14 @@ class Agent:
         self.batcher.wake()
         if self.forwarder is not None:
             self.forwarder.notify()  # it waits on its own wake-up, not on the stop event
+        # Flush while sources are still winding down: an MQTT source can then ack its broker for
+        # what this flush made durable before it disconnects (otherwise: redelivery, duplicates).
+        flushed = self.batcher.flush()
         for st in self.sources:
             if st.thread is not None:
-                st.thread.join(max(0.0, min(1.0, deadline - time.monotonic())))
+                st.thread.join(max(0.0, deadline - time.monotonic() - 0.5))
         self.self_ctx.emit(self.telemetry.points())  # the last word on our own counters
-        flushed = self.batcher.flush()
+        flushed += self.batcher.flush()
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         log.info("edgecollect stopped: %d points flushed to the spool at shutdown", flushed)
