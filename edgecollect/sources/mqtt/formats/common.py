@@ -19,7 +19,6 @@ import fnmatch
 import json
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Union
@@ -173,10 +172,10 @@ class Builder:
         state: bool = False,
     ) -> None:
         """A numeric reading (or a 0/1 state when `state`) for `key`, converted to UCUM."""
-        if not self.wanted(key):
-            return
         cfg = self.rule.cfg
-        override = cfg.types.get(key)
+        if (cfg.include or cfg.exclude) and not self.wanted(key):
+            return
+        override = cfg.types.get(key) if cfg.types else None
         if override is not None:
             if override == "ignore":
                 return
@@ -187,7 +186,7 @@ class Builder:
             elif override == "log":
                 self.log(key, str(value), extra, time_ns)
                 return
-        if key in cfg.units:
+        if cfg.units and key in cfg.units:
             unit = cfg.units[key]
         conv: Conversion = convert(unit) if unit else IDENTITY
         if isinstance(value, bool):
@@ -214,7 +213,7 @@ class Builder:
             value = int(value)
         elif override == "float":
             value = float(value)
-        if not state and not self._keep_reading(time_ns):
+        if not state and self.msg.retained and not self._keep_reading(time_ns):
             return
         base_key = self._base_key
         if base_key is None:
@@ -330,22 +329,39 @@ Leaf = Union[str, int, float, bool, None]  # noqa: UP007 - runtime alias on 3.10
 
 def flatten(
     doc: Json, max_depth: int, path: str = "", depth: int = 0, channel: int | None = None,
-) -> Iterator[tuple[str, Leaf, int | None] | None]:
+) -> list[tuple[str, Leaf, int | None] | None]:
     """(dotted key, leaf, array index) for each leaf; None once per subtree cut at max_depth."""
+    out: list[tuple[str, Leaf, int | None] | None] = []
+    _flatten_into(out, doc, max_depth, path, depth, channel)
+    return out
+
+
+def _flatten_into(
+    out: list[tuple[str, Leaf, int | None] | None], doc: Json, max_depth: int, path: str, depth: int,
+    channel: int | None,
+) -> None:
+    # A list, not a generator: payloads are bounded by max_payload, and this is the hot path.
     if isinstance(doc, dict):
         if depth >= max_depth:
-            yield None
+            out.append(None)
             return
         for key, value in doc.items():
-            yield from flatten(value, max_depth, f"{path}.{key}" if path else key, depth + 1, channel)
+            sub = f"{path}.{key}" if path else key
+            if isinstance(value, (dict, list)):
+                _flatten_into(out, value, max_depth, sub, depth + 1, channel)
+            else:
+                out.append((sub, value, channel))
     elif isinstance(doc, list):
         if depth >= max_depth:
-            yield None
+            out.append(None)
             return
         for i, value in enumerate(doc):
-            yield from flatten(value, max_depth, path, depth + 1, i)
+            if isinstance(value, (dict, list)):
+                _flatten_into(out, value, max_depth, path, depth + 1, i)
+            else:
+                out.append((path, value, i))
     else:
-        yield path, doc, channel
+        out.append((path, doc, channel))
 
 
 def add_json_leaf(b: Builder, key: str, leaf: Leaf, name: str, unit: str = "", kind: Kind = "gauge",
