@@ -22,6 +22,12 @@ the broker redelivers the message on reconnect. Consequences:
 * QoS 0 is fire-and-forget by definition;
 * rejected and empty messages are acked at once (poison never loops), in order with the others.
 
+Throughput with QoS >= 1: the broker sends at most its in-flight window of unacked messages, and
+acks wait for the spool. MQTT 5 sets that window to `max_unacked` (Receive Maximum); with 3.1.1
+it is the broker's (mosquitto `max_inflight_messages`, default 20). When acks are owed and the
+stream pauses, the source asks its ring for an early flush (`Ring.request_flush`, if the ring has
+it); without that, a 3.1.1 session moves about one window per `batch.flush_interval`.
+
 Naming (what every format emits; units are UCUM, values converted to them):
 
     hw.temperature Cel, hw.voltage V, hw.power W, hw.energy J (cumulative; kWh*3.6e6, Wh*3600)
