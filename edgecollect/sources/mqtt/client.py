@@ -51,9 +51,10 @@ LOG_EVERY_S = 10.0  # at most one log line per outcome this often
 class KeyGuard:
     """Caps distinct series per `device.id` (and devices tracked), so unknown JSON cannot explode."""
 
-    def __init__(self, per_device: int, max_devices: int) -> None:
+    def __init__(self, per_device: int, max_devices: int, max_total: int = 100_000) -> None:
         self._per_device = per_device
         self._max_devices = max_devices
+        self._max_total = max_total  # the guard's own memory bound, whatever the two limits multiply to
         self._admitted: set[Series] = set()
         self._counts: dict[str, int] = {}
 
@@ -78,7 +79,7 @@ class KeyGuard:
                     rejected += 1
                     continue
                 count = 0
-            if count >= self._per_device:
+            if count >= self._per_device or len(admitted) >= self._max_total:
                 rejected += 1
                 continue
             self._counts[device] = count + 1

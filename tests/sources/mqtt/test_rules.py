@@ -159,6 +159,8 @@ def test_key_guard_caps_series_per_device_and_devices() -> None:
     assert (len(kept), rejected) == (3, 0)
     assert guard.filter(pts("b", range(1)))[1] == 0
     assert guard.filter(pts("c", range(1)))[1] == 1  # a third device is past max_devices
+    total = KeyGuard(per_device=100, max_devices=100, max_total=5)
+    assert total.filter(pts("a", range(3)) + pts("b", range(3)))[1] == 1  # the guard's own bound
 
 
 def test_key_cap_rejects_are_counted_by_the_source() -> None:
