@@ -38,7 +38,8 @@ UNSIGNED = frozenset({5, 6, 7, 8})
 FLOATS = frozenset({9, 10})
 BOOLEAN, STRING, DATETIME, TEXT = 11, 12, 13, 14
 UNIT_KEYS = ("engUnit", "uom", "unit", "EngUnit")
-MAX_ALIASES = 10_000
+MAX_NODES = 1_000  # edge nodes / devices whose BIRTH we remember (oldest forgotten first)
+MAX_ALIASES = 2_000  # metrics per node or device
 
 
 class Bad(Exception):
@@ -185,7 +186,7 @@ def parse(msg: Message, rule: Rule, meta: Metadata) -> Parsed:
     key = (group, edge, device)
     birth = kind.endswith("BIRTH")
     if birth:
-        if len(state.aliases) >= MAX_ALIASES and key not in state.aliases:
+        if len(state.aliases) >= MAX_NODES and key not in state.aliases:
             oldest = next(iter(state.aliases))
             state.aliases.pop(oldest)
             state.names.pop(oldest, None)
@@ -200,7 +201,7 @@ def parse(msg: Message, rule: Rule, meta: Metadata) -> Parsed:
         last = state.seq.get(node)
         if last is not None and not birth and seq != (last + 1) % 256:
             b.reject("seq_gap")
-        if len(state.seq) < MAX_ALIASES or node in state.seq:
+        if len(state.seq) < MAX_NODES or node in state.seq:
             state.seq[node] = seq
     for m in metrics:
         if birth and m.name and len(named) < MAX_ALIASES:
