@@ -212,6 +212,15 @@ class Ring:
         self._wake = wake
         self._wake_at = max(1, min(at_points, self.capacity))
 
+    def request_flush(self) -> None:
+        """Ask the batcher to cut now: a source holds unacked messages (MQTT QoS >= 1) for this ring.
+
+        A broker stops sending after its in-flight window, and acks wait for durability, so
+        waiting for the next `flush_interval` would throttle a QoS 1 stream to a crawl.
+        """
+        if self._wake is not None:
+            self._wake()
+
     def _maybe_wake(self) -> None:
         if self._wake is not None and self._count >= self._wake_at:
             self._wake()
