@@ -28,7 +28,6 @@ back to the build-date rule).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import threading
@@ -115,7 +114,9 @@ def read_kernel_clock() -> KernelClock:
     """adjtimex(2) with a zeroed struct (modes = 0: read only). Raises OSError when unavailable."""
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        # The running interpreter's own symbols include libc's; ctypes.util.find_library would
+        # run `ldconfig -p` in a subprocess, which a sandboxed service should not need.
+        _libc = ctypes.CDLL(None, use_errno=True)
     tx = Timex()  # ctypes zero-fills: modes = 0 asks for nothing to be changed
     state = int(_libc.adjtimex(ctypes.byref(tx)))
     if state < 0:

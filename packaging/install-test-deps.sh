@@ -9,6 +9,9 @@
 #   /usr/bin/python3 venv  make-venv builds the venv with it         (apt: python3-venv)
 #   cc                     adjtimex struct cross-check               (apt: gcc libc6-dev)
 #   qemu-aarch64-static    the arm64 package on an aarch64 python    (apt: qemu-user-static)
+#   strace                 the agent's syscalls vs the unit's filter (apt: strace)
+#   python3 seccomp        the agent under the unit's seccomp filter (apt: python3-seccomp)
+#   losetup, mkfs.ext4     SD-card write measurement                 (apt: mount, e2fsprogs)
 #   Debian arm64 python    sysroot for that test: python3.11 + libs  (apt-get download, arch arm64)
 #   percli + plugins       Perses dashboard lint                     (Go module proxy; needs go >= 1.24)
 set -eu
@@ -21,6 +24,10 @@ command -v deb-systemd-helper >/dev/null 2>&1 || missing="$missing init-system-h
 /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$missing python3-venv"
 command -v cc >/dev/null 2>&1 || missing="$missing gcc libc6-dev"
 command -v qemu-aarch64-static >/dev/null 2>&1 || missing="$missing qemu-user-static"
+command -v strace >/dev/null 2>&1 || missing="$missing strace"
+/usr/bin/python3 -c 'import seccomp' >/dev/null 2>&1 || missing="$missing python3-seccomp"
+command -v losetup >/dev/null 2>&1 || missing="$missing mount"
+command -v mkfs.ext4 >/dev/null 2>&1 || missing="$missing e2fsprogs"
 
 if [ -n "$missing" ]; then
     echo "install-test-deps: apt-get install$missing" >&2
