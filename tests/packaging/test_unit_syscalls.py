@@ -7,7 +7,8 @@ nothing listening, a serial port that is absent, the status socket, 1 s batches)
 1. under strace: every syscall it makes is in the allow-list the unit's SystemCallFilter= lines
    resolve to (expanded with `systemd-analyze syscall-filter`), apart from documented exceptions
    that fail harmlessly; no W+X mapping (MemoryDenyWriteExecute=), only the socket families of
-   RestrictAddressFamilies=, and no program started (nothing to exec in a sandbox);
+   RestrictAddressFamilies=, no program started (nothing to exec in a sandbox), and no file
+   written outside the state directory (ProtectSystem=strict);
 2. under that very allow-list loaded with libseccomp (default action EPERM, as
    SystemCallErrorNumber=EPERM makes systemd do): the agent starts, answers `status`, writes
    batches and exits 0 on SIGTERM.
@@ -150,6 +151,17 @@ def test_traced_agent_stays_inside_the_sandbox(tmp_path: Path) -> None:
 
     execs = [c for c in calls if c.startswith("execve(")]
     assert len(execs) == 1, f"the agent started other programs: {execs[1:]}"
+
+    # ProtectSystem=strict: the file system is read-only except the StateDirectory (and devices).
+    written = [
+        m.group(1) for c in calls
+        if (m := re.match(r'openat\(AT_FDCWD, "([^"]+)", [^)]*(O_WRONLY|O_RDWR|O_CREAT)', c))
+        or (m := re.match(r'(?:mkdir|unlink|chmod|rename|rmdir)\("([^"]+)"', c))
+        or (m := re.match(r'bind\(\d+, \{sa_family=AF_UNIX, sun_path="([^"]+)"', c))
+    ]
+    assert any(w.startswith(str(state)) for w in written), "the trace shows no spool writes?"
+    outside = sorted({w for w in written if not w.startswith((str(state), "/dev/"))})
+    assert not outside, f"writes outside the StateDirectory fail under ProtectSystem=strict: {outside}"
 
 
 def test_agent_runs_under_the_units_seccomp_filter(tmp_path: Path) -> None:
