@@ -18,6 +18,8 @@ from edgecollect.clock import Clock
 from edgecollect.model import AttrValue, LogRecord, Point, SeriesRegistry, is_finite
 from edgecollect.telemetry import Counter, Telemetry
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
 
 class Source(Protocol):
     name: str
@@ -59,6 +61,9 @@ class SourceContext:
         for point in points:
             if not is_finite(point.value):
                 self._rejected_points.inc("not_finite")
+                continue
+            if isinstance(point.value, int) and not INT64_MIN <= point.value <= INT64_MAX:
+                self._rejected_points.inc("out_of_range")  # the ring's int column is int64
                 continue
             start = 0
             if point.series.kind in ("cumulative", "updown"):

@@ -83,3 +83,14 @@ def test_log_budget_drops_oldest_records_and_counts_them(telemetry: Telemetry) -
     assert 0 < len(logs) < 20
     assert [r.time_ns for r in logs] == list(range(20 - len(logs), 20))
     assert telemetry.find("edgecollect.buffer.logs_dropped").value("drop_oldest") == 20 - len(logs)  # type: ignore[union-attr]
+
+
+def test_context_rejects_integers_the_ring_cannot_hold_instead_of_crashing(telemetry: Telemetry) -> None:
+    from edgecollect.model import Point, Series
+    from tests.core.conftest import make_context
+
+    ctx = make_context(telemetry)
+    s = Series("m")
+    assert ctx.emit([Point(s, 1 << 63), Point(s, -(1 << 63) - 1), Point(s, float("nan")), Point(s, 5)]) == 1
+    rejected = telemetry.find("edgecollect.test.points_rejected", source="test")
+    assert rejected is not None and rejected.snapshot() == {"out_of_range": 2, "not_finite": 1}
