@@ -99,6 +99,18 @@ def unframe(data: bytes) -> tuple[SpooledBatch, bytes]:
     return SpooledBatch(seq, SIGNALS[signal], points, created_ns, len(data), Path()), payload
 
 
+def _write_synced(path: Path, data: bytes) -> None:
+    """Write a new file whole and fsync it (O_TRUNC: a leftover temp of a crashed rewrite is reused)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -198,14 +210,7 @@ class Spool:
         final = self.directory / f"{seq:016x}{SUFFIX}"
         temp = self.directory / f".{seq:016x}.tmp"
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _write_synced(temp, data)
             os.rename(temp, final)
             _fsync_dir(self.directory)
         except OSError as exc:
@@ -283,14 +288,7 @@ class Spool:
         data = frame(batch.id, batch.signal, batch.created_ns, batch.points, payload)
         temp = self.directory / f".{batch.id:016x}.rewrite.tmp"
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _write_synced(temp, data)
             with self._lock:
                 if batch_id not in self._index:
                     self._unlink(temp)
