@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,6 +28,11 @@ from edgecollect.sources.serial import SerialConfig
 from edgecollect.sources.serial.framing import make_parser
 from edgecollect.sources.serial.framing.slf1 import crc16
 from tests.chaos.harness import FULL
+
+# The MQTT tests' golden data and its payload decoding (that directory is not a package).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sources" / "mqtt"))
+from mqtt_support import DATA  # type: ignore[import-not-found]
+from test_formats import payload_of  # type: ignore[import-not-found]
 
 EXAMPLES = int(os.environ.get("EDGECOLLECT_FUZZ_EXAMPLES", "20000" if FULL else "300"))
 FUZZ = settings(
@@ -65,31 +72,62 @@ payloads = st.one_of(
     influx_lines,
     st.sampled_from([b"nan", b"-inf", b"1e999", b"ON", b"  42 ", b"0x1F", b"\xff\xfe", b"{}", b"[]", b"null"]),
 )
-topics = st.sampled_from([
-    "tele/plug1/SENSOR", "tele/plug1/STATE", "stat/plug1/POWER", "zigbee2mqtt/living room/climate",
-    "zigbee2mqtt/bridge/devices", "zigbee2mqtt/bridge/state", "esphome/node/sensor/temp/state",
-    "shellies/shelly1/relay/0/power", "shelly/events/rpc", "homeassistant/sensor/x/config", "home/x/state",
-    "sensors/dev1/temp", "a/b/c/d/e/f/g",
-])
-RULE_TOPIC = {
-    "plain": "sensors/{device}/{metric}", "json": "#", "influx": "#", "tasmota": "#", "zigbee2mqtt": "#",
-    "esphome": "#", "shelly": "#", "homeassistant": "#",
-}
+def _golden_inputs() -> dict[str, list[tuple[Rule, str, bytes]]]:
+    """(rule, topic, payload) of every golden message, by the format of the rule that takes it: real
+    device payloads on real topics, which the fuzzer then mutates byte by byte."""
+    by_format: dict[str, list[tuple[Rule, str, bytes]]] = {}
+    for path in sorted((DATA / "golden").glob("*.json")):
+        for case in json.loads(path.read_text(encoding="utf-8")):
+            rules = [_rule(SubscribeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in sub.items()}))
+                     for sub in case["subscribe"]]
+            for message in case["messages"]:
+                rule = next((r for r in rules if r.template.match(message["topic"]) is not None), None)
+                if rule is not None:
+                    by_format.setdefault(rule.cfg.format, []).append((rule, message["topic"], payload_of(message)))
+    return by_format
 
 
-def _rule(fmt: str) -> Rule:
-    cfg = SubscribeConfig(topic=RULE_TOPIC[fmt], format=fmt, time_key="time" if fmt == "json" else "")  # type: ignore[arg-type]
-    return Rule.build(cfg, DEFAULT_PREFIXES[fmt], {"heat": 1.0}, "if_recent", 300.0, 8)
+def _rule(cfg: SubscribeConfig) -> Rule:
+    return Rule.build(cfg, DEFAULT_PREFIXES.get(cfg.format, ""), {"heat": 1.0}, "if_recent", 300.0, 8)
+
+
+def _mutate(payload: bytes, edits: list[tuple[int, str, int]]) -> bytes:
+    data = bytearray(payload)
+    for at, op, byte in edits:
+        i = at % (len(data) + 1)
+        if op == "flip" and data:
+            data[i % len(data)] ^= 1 << (byte % 8)
+        elif op == "set" and data:
+            data[i % len(data)] = byte
+        elif op == "insert":
+            data.insert(i, byte)
+        elif op == "delete" and data:
+            del data[i % len(data)]
+        elif op == "truncate":
+            del data[i:]
+    return bytes(data)
+
+
+GOLDEN_INPUTS = _golden_inputs()
+FALLBACK_TOPICS = ("spBv1.0/plant/DDATA/edge1/dev1", "spBv1.0/plant/NBIRTH/edge1", "spBv1.0/plant/DBIRTH/edge1/dev1",
+                   "dev1/sensor/temp", "tele/dev1/SENSOR")
+edits = st.lists(st.tuples(st.integers(0, 1 << 16), st.sampled_from(["flip", "set", "insert", "delete", "truncate"]),
+                           st.integers(0, 255)), max_size=6)
 
 
 @pytest.mark.parametrize("fmt", sorted(PARSERS))
 def test_mqtt_format_never_raises(fmt: str) -> None:
-    rule, parse, meta = _rule(fmt), PARSERS[fmt], Metadata(max_entries=50)
+    parse, meta = PARSERS[fmt], Metadata(max_entries=50)
+    # A format without golden data yet is still fuzzed, from generated payloads on a catch-all rule.
+    catch_all = _rule(SubscribeConfig(topic="#", format=fmt))  # type: ignore[arg-type]
+    inputs = GOLDEN_INPUTS.get(fmt) or [(catch_all, t, b"") for t in FALLBACK_TOPICS]
     seen: dict[str, int] = {}
 
     @FUZZ
-    @given(topic=topics, payload=payloads, retained=st.booleans())
-    def check(topic: str, payload: bytes, retained: bool) -> None:
+    @given(which=st.integers(0, len(inputs) - 1), mutation=edits, other=st.none() | payloads, retained=st.booleans())
+    def check(which: int, mutation: list[tuple[int, str, int]], other: bytes | None, retained: bool) -> None:
+        rule, topic, golden_payload = inputs[which]
+        payload = _mutate(golden_payload if other is None else other, mutation)
         captures = rule.template.match(topic) or {}
         out = parse(Message(topic, payload, captures, retained, time.time_ns()), rule, meta)
         assert isinstance(out, Parsed)
@@ -125,8 +163,18 @@ nmea = st.tuples(
     st.sampled_from([b"GPGGA", b"GNRMC", b"GPGSA", b"GPXXX"]),
     st.lists(st.text(alphabet="0123456789.,NSEW-AV", max_size=12), max_size=16),
 ).map(lambda tf: _nmea(*tf))
+kv_lines = st.lists(st.tuples(st.sampled_from(["temp", "hum", "T", "room", "", "a.b"]),
+                              st.sampled_from(["21.5", "-3", "1e3", "nan", "", "x", "99999999999999999999"])),
+                    max_size=5).map(lambda kv: " ".join(f"{k}={v}" for k, v in kv).encode())
+line_protocol = st.tuples(st.sampled_from(["m", "m,tag=a", "m,t=a\\ b", ",x"]), kv_lines,
+                          st.sampled_from(["", " 1700000000000000000", " x", " -1"])).map(
+    lambda t: t[0].encode() + b" " + t[1].replace(b" ", b",") + t[2].encode())
 lines = st.one_of(
     st.binary(max_size=300),
+    kv_lines,
+    line_protocol,
+    st.tuples(st.sampled_from(["21.5", "x", "-0", "1e400"]), st.text(max_size=8)).map(
+        lambda t: f"T={t[0]} {t[1]}".encode()),
     slf1_bodies.map(_slf1),
     slf1_bodies.map(lambda b: b"$" + b + b"*ZZZZ"),
     nmea,
