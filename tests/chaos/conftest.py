@@ -13,20 +13,16 @@ import pytest
 
 from tests.chaos.harness import Agent
 from tests.exporters.conftest import filler, make_sink, sink_binary
-from tests.sources.mqtt.conftest import Broker
+from tests.sources.mqtt.conftest import Broker, broker, running_broker
 
-__all__ = ["agents", "chaos_broker", "filler", "make_sink", "sink_binary"]
+__all__ = ["agents", "broker", "chaos_broker", "filler", "make_sink", "running_broker", "sink_binary"]
 
 
 @pytest.fixture
-def chaos_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """A broker of the test's own, since chaos tests stop and restart it."""
-    broker = Broker(tmp_path_factory.mktemp("chaos-mosquitto"))
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+def chaos_broker(running_broker: Broker) -> Broker:
+    """The MQTT tests' restartable mosquitto (its own instance for this directory's session); chaos
+    tests restart it, and `running_broker` brings it back if one left it stopped."""
+    return running_broker
 
 
 @pytest.fixture

@@ -121,19 +121,14 @@ def _otlp_attr(v: dict[str, Any]) -> Any:
 
 
 def sink_points(sink: Sink) -> collections.Counter[PointKey]:
-    """Every metrics point the Go decoder accepted, with multiplicity."""
-    seen: collections.Counter[PointKey] = collections.Counter()
-    for rec in sink.records(signal="metrics"):
-        data = rec["data"] if isinstance(rec["data"], dict) else json.loads(rec["data"])
-        for rm in data.get("resourceMetrics", []):
-            for sm in rm.get("scopeMetrics", []):
-                for m in sm.get("metrics", []):
-                    body = m.get("gauge") or m.get("sum") or {}
-                    for dp in body.get("dataPoints", []):
-                        attrs = {a["key"]: _otlp_attr(a["value"]) for a in dp.get("attributes", [])}
-                        value = float(dp["asInt"]) if "asInt" in dp else float(dp.get("asDouble", 0.0))
-                        seen[(m["name"], _attrs_key(attrs), int(dp["timeUnixNano"]), value)] += 1
-    return seen
+    """Every metrics point the Go decoder accepted (OTLP JSON), with multiplicity."""
+    docs = (r["data"] if isinstance(r["data"], dict) else json.loads(r["data"]) for r in sink.records(signal="metrics"))
+    metrics = (m for d in docs for rm in d.get("resourceMetrics", []) for sm in rm.get("scopeMetrics", [])
+               for m in sm.get("metrics", []))
+    return collections.Counter(
+        (m["name"], _attrs_key({a["key"]: _otlp_attr(a["value"]) for a in dp.get("attributes", [])}),
+         int(dp["timeUnixNano"]), float(dp["asInt"]) if "asInt" in dp else float(dp.get("asDouble", 0.0)))
+        for m in metrics for dp in (m.get("gauge") or m.get("sum") or {}).get("dataPoints", []))
 
 
 class SpoolWatcher:

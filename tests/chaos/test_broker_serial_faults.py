@@ -64,7 +64,7 @@ def test_broker_restarts_and_serial_unplugs_during_load_lose_nothing(
             serial.unplug()
             time.sleep(r.uniform(0.1, 1.0))  # unplugged for a while
             serial.plug()
-            wait_for(lambda before=before: opens() > before, 30, f"round {i}: the port reopened")
+            wait_for(lambda: opens() > before, 30, f"round {i}: the port reopened")  # noqa: B023 - used at once
             serial.resync()
             serial.paused.clear()
             agent.wait_up()

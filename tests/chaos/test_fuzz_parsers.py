@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -78,8 +79,9 @@ def _golden_inputs() -> dict[str, list[tuple[Rule, str, bytes]]]:
     by_format: dict[str, list[tuple[Rule, str, bytes]]] = {}
     for path in sorted((DATA / "golden").glob("*.json")):
         for case in json.loads(path.read_text(encoding="utf-8")):
-            rules = [_rule(SubscribeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in sub.items()}))
-                     for sub in case["subscribe"]]
+            subs: list[dict[str, Any]] = [{k: tuple(v) if isinstance(v, list) else v for k, v in sub.items()}
+                                          for sub in case["subscribe"]]
+            rules = [_rule(SubscribeConfig(**sub)) for sub in subs]
             for message in case["messages"]:
                 rule = next((r for r in rules if r.template.match(message["topic"]) is not None), None)
                 if rule is not None:
