@@ -293,7 +293,8 @@ COLLECTD_PLUGINS = ("cpu", "memory", "load", "disk", "interface", "df", "swap", 
 def collectd_vs_agent(seconds: float, tmp: Path, interval_s: int = 1) -> dict[str, Any]:
     """collectd and the agent, each alone, collecting host metrics every `interval_s` to a local file."""
     binary = ensure_collectd()
-    version = subprocess.run([binary, "-h"], capture_output=True, text=True).stdout.splitlines()[0:1]
+    version = subprocess.run(["dpkg-query", "-W", "-f=collectd-core ${Version}", "collectd-core"],
+                             capture_output=True, text=True).stdout.splitlines()[0:1]
     work = tmp / "collectd"
     (work / "csv").mkdir(parents=True)
     conf = work / "collectd.conf"
