@@ -1,7 +1,8 @@
 """Spool damage between runs: random truncation, bit flips, zero-filled blocks, deleted files, torn
-temp files. Every round fills a real spool with numbered points, damages some files, and starts the
-real agent on it with the Go sink up: the agent must start (0 failed starts), deliver every
-undamaged batch, and quarantine and count every damaged one. [quick: 40 cases, full: 500]
+temp files, and well-framed batches whose Arrow is garbage. Every round fills a real spool with
+numbered points, damages some files, and starts the real agent on it with the Go sink up: the agent
+must start (0 failed starts), deliver every undamaged batch, and quarantine and count every damaged
+one (at start-up, or in the forwarder for unreadable Arrow). [quick: 40 cases, full: 500]
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from edgecollect.spool import SUFFIX
+from edgecollect.spool import SUFFIX, frame, unframe
 from tests.chaos.harness import Agent, Tally, agent_toml, report, rng, scale, sink_points, total, wait_for
 from tests.exporters.conftest import Filler
 
@@ -24,7 +25,7 @@ CASES = scale(40, 500)
 PER_ROUND = 10
 BATCHES = 14  # per round; PER_ROUND of them are damaged (or deleted)
 POINTS = 40
-KINDS = ("truncate", "bitflip", "zero_block", "delete", "torn_temp")
+KINDS = ("truncate", "bitflip", "zero_block", "delete", "torn_temp", "bad_arrow")
 
 
 def damage(path: Path, kind: str, r: Any) -> bool:
@@ -33,6 +34,15 @@ def damage(path: Path, kind: str, r: Any) -> bool:
     before = bytes(data)
     if kind == "delete":
         path.unlink()
+        return True
+    if kind == "bad_arrow":
+        # Damaged before it was framed (bad RAM, a bug): the frame checks out, the Arrow inside does
+        # not. Spool.open() accepts it; the forwarder must quarantine it, not loop on it.
+        info, payload = unframe(before)
+        garbage = bytearray(payload)
+        for _ in range(8):
+            garbage[r.randrange(len(garbage))] ^= 0xFF
+        path.write_bytes(frame(info.id, info.signal, info.created_ns, info.points, bytes(garbage[: len(garbage) // 2])))
         return True
     if kind == "torn_temp":
         # A write that never reached its rename, next to an intact file: removed, never read.
