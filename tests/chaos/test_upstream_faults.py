@@ -1,7 +1,7 @@
-"""Upstream faults while batches keep arriving: the real Forwarder (OTAP exporter) talks to the Go
+"""Upstream faults while batches keep arriving: the real Forwarder and exporter talk to the Go
 sink through a loopback TCP proxy that resets connections, black-holes them and slows them down,
 while the sink itself slows its acks, answers UNAVAILABLE in bursts and restarts.
-[quick: 40 s of faults, full: 30 min]
+Over OTAP, OTLP/gRPC and OTLP/HTTP. [quick: 30 s of faults each, full: 30 min each]
 
 Every spooled point is numbered; afterwards the link heals and every one must arrive (duplicates
 allowed and reported), and the spool must end empty: nothing was deleted before it was acked.
@@ -18,21 +18,26 @@ from typing import Any
 import pytest
 
 from tests.chaos.harness import FaultProxy, Tally, report, rng, scale, wait_for
-from tests.exporters.conftest import Filler, config, forwarding, metric_values
+from tests.exporters.conftest import Filler, config, forwarding, log_bodies, metric_values
 
 pytestmark = pytest.mark.integration
 
-FAULT_SECONDS = scale(40, 1800)
+FAULT_SECONDS = scale(30, 1800)  # per protocol
 FAULTS = ("reset", "blackhole", "slow", "slow_acks", "unavailable_burst", "random_unavailable", "sink_restart", "pass")
 
 
-def test_upstream_faults_through_a_proxy_lose_nothing(make_sink: Callable[..., Any], filler: Filler) -> None:
-    r = rng("upstream")
+@pytest.mark.parametrize("protocol", ["otap", "otlp_grpc", "otlp_http"])
+def test_upstream_faults_through_a_proxy_lose_nothing(
+    make_sink: Callable[..., Any], filler: Filler, protocol: str,
+) -> None:
+    r = rng(f"upstream-{protocol}")
     sink = make_sink().start()
-    proxy = FaultProxy(sink.ports["grpc"])
+    http = protocol == "otlp_http"
+    proxy = FaultProxy(sink.ports["http" if http else "grpc"])
     applied: collections.Counter[str] = collections.Counter()
     stop = threading.Event()
-    cfg = config(f"127.0.0.1:{proxy.port}", retry_initial=0.05, retry_max=1.0, timeout=2.0, max_stream_lifetime=5.0)
+    endpoint = f"http://127.0.0.1:{proxy.port}" if http else f"127.0.0.1:{proxy.port}"
+    cfg = config(endpoint, protocol=protocol, retry_initial=0.05, retry_max=1.0, timeout=2.0, max_stream_lifetime=5.0)
 
     def chaos() -> None:
         order: list[str] = []
@@ -66,6 +71,8 @@ def test_upstream_faults_through_a_proxy_lose_nothing(make_sink: Callable[..., A
             chaos_thread.start()
             while time.monotonic() - started < FAULT_SECONDS:
                 filler.metrics(r.randint(20, 400))
+                if r.random() < 0.2:
+                    filler.logs(r.randint(1, 30))
                 time.sleep(r.uniform(0.02, 0.2))
             stop.set()
             chaos_thread.join(30)
@@ -77,11 +84,14 @@ def test_upstream_faults_through_a_proxy_lose_nothing(make_sink: Callable[..., A
         stop.set()
         proxy.close()
     tally = Tally("numbered points", set(filler.values), metric_values(sink.records(signal="metrics")))
+    logs = Tally("log records", set(filler.log_bodies), log_bodies(sink.records(signal="logs")))
     retries = filler.telemetry.find("edgecollect.upstream.retries")
-    report("upstream faults through a TCP proxy", [tally], fault_seconds=FAULT_SECONDS, faults=dict(applied),
+    report(f"upstream faults through a TCP proxy ({protocol})", [tally, logs], fault_seconds=FAULT_SECONDS,
+           faults=dict(applied),
            batches=len(filler.batch_values), proxy_connections=proxy.connections, proxy_resets=proxy.resets,
            retries=retries.snapshot() if retries else {}, drain_after_heal_s=round(drain_s, 1),
            final_state=status.get("state"))
     assert set(applied) == set(FAULTS), f"not every fault was applied: {dict(applied)}"
     assert not tally.missing, f"{len(tally.missing)} points never arrived: {sorted(tally.missing)[:10]}"
+    assert not logs.missing, f"{len(logs.missing)} log records never arrived: {sorted(logs.missing)[:10]}"
     assert not set(tally.delivered) - tally.published, "the sink saw values nobody spooled"
