@@ -189,7 +189,7 @@ def build_logs(
         pa.array(body_bool, pa.bool_()),
         pa.array(body_bytes, pa.binary()),
         _dictionary(attr_idx, list(attr_sets), pa.int32()),
-        pa.array([flags] * len(records), pa.uint8()),
+        pa.array([r.flags | flags for r in records], pa.uint8()),
     ]
     schema = pa.schema(LOGS_FIELDS, metadata=_metadata(LOGS_FORMAT, resource, boot_id))
     return pa.RecordBatch.from_arrays(columns, schema=schema)

@@ -23,7 +23,7 @@ from edgecollect.buffer import Ring
 from edgecollect.errors import SpoolFault
 from edgecollect.model import LogRecord, Resource, SeriesRegistry
 from edgecollect.telemetry import Telemetry
-from edgecollect.timesync import ClockStep, repair_drained
+from edgecollect.timesync import ClockStep, repair_drained, repair_logs
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ class Batcher:
         for step in steps:
             for _, drained in drains:
                 repair_drained(drained, step)
+                drained.logs = repair_logs(drained.logs, step)
         rows = merge(d for _, d in drains)
         logs: list[LogRecord] = [rec for _, d in drains for rec in d.logs]
         tokens = [(ring, d.max_token) for ring, d in drains if d.max_token]

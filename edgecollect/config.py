@@ -45,7 +45,7 @@ _THIRTY_DAYS = Duration(30 * 86400.0)
 
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
-    state_dir: str = ""  # empty: /var/lib/edgecollect under systemd, else $XDG_STATE_HOME/edgecollect
+    state_dir: str = ""  # empty: $STATE_DIRECTORY (systemd), $XDG_STATE_HOME/edgecollect, /var/lib/edgecollect as root
     resource: dict[str, ResourceValue] = field(default_factory=dict)  # extra resource attributes
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     summary_interval: Duration = _ONE_MINUTE  # the periodic one-line log summary
@@ -130,10 +130,13 @@ def default_state_dir(configured: str = "") -> Path:
         return Path(configured)
     if os.environ.get("STATE_DIRECTORY"):  # set by systemd's StateDirectory=
         return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
-    if os.environ.get("INVOCATION_ID") and os.geteuid() == 0:  # a system service without it
+    if os.environ.get("XDG_STATE_HOME"):
+        return Path(os.environ["XDG_STATE_HOME"]) / "edgecollect"
+    if os.geteuid() == 0:
+        # root on a gateway means the system agent: `sudo edgecollect status` must find the
+        # service's state, not an empty folder under /root.
         return Path("/var/lib/edgecollect")
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "edgecollect"
+    return Path.home() / ".local" / "state" / "edgecollect"
 
 
 # -- loading ----------------------------------------------------------------------------------

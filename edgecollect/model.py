@@ -63,6 +63,7 @@ class LogRecord:
     severity_text: str = "INFO"
     severity_number: int = 9
     attributes: Attributes = ()
+    flags: int = 0  # clock.py bits: stamped while the clock was unsynchronised; repaired later
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,16 @@ class SeriesRegistry:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def shift_start_times(self, before_ns: int | None, delta_ns: int) -> int:
+        """A clock step: start times taken on the old clock move with it. Returns how many moved."""
+        moved = 0
+        with self._lock:
+            for entry in self._entries:
+                if entry.start_time_ns and (before_ns is None or entry.start_time_ns < before_ns):
+                    entry.start_time_ns += delta_ns
+                    moved += 1
+        return moved
 
     def lookup_many(self, ids: Iterable[int]) -> list[Series]:
         entries = self._entries

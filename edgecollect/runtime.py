@@ -192,6 +192,7 @@ class Agent:
         step = self.clock_watcher.poll()
         if step is None:
             return
+        self.registry.shift_start_times(step.before_ns, step.delta_ns)
         self.batcher.clock_step(step)
         self.batcher.wake()
         # Spooled files of this boot are rewritten off the main loop so the watchdog keeps beating.

@@ -147,7 +147,7 @@ class Spool:
         self._quarantined = telemetry.counter(component, "quarantined", "reason")
         self._acked = telemetry.counter(component, "batches_acked")
         self._temp_removed = telemetry.counter(component, "incomplete_removed")
-        telemetry.gauge(component, "files", lambda: len(self._index))
+        telemetry.gauge(component, "files", lambda: len(self._index), unit="{file}")
         telemetry.gauge(component, "bytes", lambda: self._bytes, unit="By")
         telemetry.gauge(component, "oldest_age", lambda: self.stats().oldest_age_s, unit="s")
 

@@ -28,6 +28,7 @@ back to the build-date rule).
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import logging
 import os
 import threading
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from edgecollect.clock import FLAG_CLOCK_UNSYNCED, FLAG_TIME_REPAIRED
+from edgecollect.model import LogRecord
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +339,17 @@ def repair_drained(drained: DrainedLike, step: ClockStep) -> int:
         drained.times_ns, drained.flags, step.delta_ns,
         before_ns=step.before_ns, until_ns=step.until_ns, mark=step.synced,
     )
+
+
+def repair_logs(records: list[LogRecord], step: ClockStep) -> list[LogRecord]:
+    """Apply a step to drained log records (they carry their clock flags like samples do)."""
+    times = array("q", (r.time_ns for r in records))
+    flags = array("B", (r.flags for r in records))
+    repair_columns(times, flags, step.delta_ns, before_ns=step.before_ns, until_ns=step.until_ns, mark=step.synced)
+    return [
+        r if (r.time_ns, r.flags) == (t, f) else dataclasses.replace(r, time_ns=t, flags=f)
+        for r, t, f in zip(records, times, flags, strict=True)
+    ]
 
 
 def repair_spool_batch(

@@ -8,6 +8,7 @@ exception escape, never blocks another source, and returns from `run()` once `ct
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -82,6 +83,9 @@ class SourceContext:
         return len(rows)
 
     def emit_log(self, record: LogRecord, token: int = 0) -> None:
+        clock_flags = self.clock.flags()
+        if clock_flags and not record.flags:
+            record = dataclasses.replace(record, flags=clock_flags)
         self.ring.append_log(record, token)
         self._logs.inc()
 

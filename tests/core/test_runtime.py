@@ -18,7 +18,7 @@ import pytest
 from edgecollect.batch import from_ipc
 from edgecollect.clock import FLAG_CLOCK_UNSYNCED, FLAG_TIME_REPAIRED, Clock
 from edgecollect.config import loads
-from edgecollect.model import Point, Series
+from edgecollect.model import LogRecord, Point, Series
 from edgecollect.runtime import Agent
 from edgecollect.timesync import ClockWatcher
 
@@ -110,6 +110,9 @@ def test_clock_step_repairs_ring_and_spool_of_this_boot(tmp_path: Path) -> None:
     agent.batcher.flush()  # this one is on disk before the step
     t_ringed = time.time_ns() - 1_000_000_000
     ctx.emit([Point(series, 22.5, t_ringed)])  # this one is still in the ring at the step
+    ctx.emit_log(LogRecord(t_ringed, "sensor rebooted"))  # a log record too
+    counter = Series("sensor.pulses", "{pulse}", "cumulative")
+    ctx.emit([Point(counter, 7, t_ringed, start_time_ns=t_spooled)])  # its start is on the old clock
 
     step_ns = 86_400 * 365 * 10**9  # the board booted a year in the past; NTP steps it forward
     wall_offset[0] = step_ns
@@ -126,6 +129,16 @@ def test_clock_step_repairs_ring_and_spool_of_this_boot(tmp_path: Path) -> None:
                                  table.column("double_value").to_pylist(), table.column("flags").to_pylist()):
             if name == "sensor.temperature":
                 rows.append((v, t, f))
+    logs = [from_ipc(agent.spool.read(b.id) or b"") for b in agent.spool.list("logs")]
+    log_rows = [(r["body_str"], r["flags"]) for rb in logs for r in rb.select(["body_str", "flags"]).to_pylist()]
+    log_times = [t for rb in logs for t in rb.column("time_unix_nano").cast(pa.int64()).to_pylist()]
+    assert log_rows == [("sensor rebooted", FLAG_CLOCK_UNSYNCED | FLAG_TIME_REPAIRED)]
+    assert abs(log_times[0] - (t_ringed + step_ns)) < 1_000_000
+    starts = {name: s for batch in agent.spool.list("metrics")
+              for name, s in zip(from_ipc(agent.spool.read(batch.id) or b"").column("name").to_pylist(),
+                                 from_ipc(agent.spool.read(batch.id) or b"").column("start_time_unix_nano")
+                                 .cast(pa.int64()).to_pylist(), strict=True)}
+    assert abs(starts["sensor.pulses"] - (t_spooled + step_ns)) < 1_000_000
     rows.sort()
     assert [(v, f) for v, _, f in rows] == [(21.5, FLAG_CLOCK_UNSYNCED | FLAG_TIME_REPAIRED),
                                             (22.5, FLAG_CLOCK_UNSYNCED | FLAG_TIME_REPAIRED)]
