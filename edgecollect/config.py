@@ -90,6 +90,8 @@ class SpoolConfig:
     max_size: Size = _256_MIB
     max_age: Duration = _THIRTY_DAYS
     when_full: Overflow = "drop_oldest"
+    # Why one fsync suffices on ext4/f2fs/xfs/btrfs: see spool.py's docstring.
+    sync: Literal["file", "file+dir"] = "file"  # file: one fsync per batch; file+dir: also the directory
 
     def __post_init__(self) -> None:
         if self.max_size < 4096:

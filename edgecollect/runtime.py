@@ -70,6 +70,7 @@ class Agent:
             max_size=cfg.spool.max_size,
             max_age_s=cfg.spool.max_age,
             when_full=cfg.spool.when_full,
+            sync=cfg.spool.sync,
         )
         self.sources: list[_SourceThread] = []
         self._crashes = self.telemetry.counter("agent", "source_crashes", "source")

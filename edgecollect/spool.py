@@ -17,10 +17,17 @@ On-disk format: one file per batch, `<seq as 16 hex digits>.ecb`, in `<state_dir
     32      N     payload: one Arrow IPC stream (batch.py)
     32+N    4     CRC-32 (zlib) of bytes 0 .. 32+N
 
-A write goes to `.<seq>.tmp`, is fsync'd, renamed to its final name, and the directory is fsync'd;
-only then is the batch acknowledged to its sources. A file is valid only if its size, magic,
-version and CRC all check out, so a torn write can never be read as a batch. Damaged files go to
-`quarantine/` (bounded) and are counted; leftover temp files are removed and counted.
+A write goes to `.<seq>.tmp`, is fsync'd and renamed to its final name; with `sync = "file+dir"`
+the directory is fsync'd too. Only then is the batch acknowledged to its sources. A file is valid
+only if its size, magic, version and CRC all check out, so a torn write can never be read as a
+batch. Damaged files go to `quarantine/` (bounded) and are counted.
+
+Why one fsync is enough by default (`sync = "file"`, SD cards wear with every sync): ext4, f2fs,
+xfs and btrfs make a new file's name durable with the file's own fsync, so after a power cut an
+acknowledged batch exists under its final name or, if the rename was lost, under its temp name.
+Recovery therefore *promotes* a temp file that verifies (it was complete when fsync'd) and removes
+one that does not (it was never acknowledged). `file+dir` adds the directory fsync that strict
+POSIX asks for, for filesystems that do not behave that way.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ OVERHEAD = HEADER.size + TRAILER.size
 SIGNALS = ("metrics", "logs")
 SUFFIX = ".ecb"
 WhenFull = Literal["drop_oldest", "drop_newest"]
+SyncMode = Literal["file", "file+dir"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +136,9 @@ class Spool:
         max_age_s: float = 30 * 86400.0,
         when_full: WhenFull = "drop_oldest",
         quarantine_max_size: int | None = None,
+        sync: SyncMode = "file",
     ) -> None:
+        self.sync: SyncMode = sync
         self.directory = Path(directory)
         self.quarantine_dir = self.directory / "quarantine"
         self.max_size = max_size
@@ -147,6 +157,7 @@ class Spool:
         self._quarantined = telemetry.counter(component, "quarantined", "reason")
         self._acked = telemetry.counter(component, "batches_acked")
         self._temp_removed = telemetry.counter(component, "incomplete_removed")
+        self._promoted = telemetry.counter(component, "temp_promoted")
         telemetry.gauge(component, "files", lambda: len(self._index), unit="{file}")
         telemetry.gauge(component, "bytes", lambda: self._bytes, unit="By")
         telemetry.gauge(component, "oldest_age", lambda: self.stats().oldest_age_s, unit="s")
@@ -160,14 +171,10 @@ class Spool:
             self.quarantine_dir.mkdir(exist_ok=True)
         except OSError as exc:
             raise SpoolFault(f"cannot create spool directory {self.directory}: {exc}") from exc
+        self._recover_temp_files()
         max_seq = 0
         for path in sorted(self.directory.iterdir()):
-            if path.is_dir():
-                continue
-            if path.name.endswith(".tmp"):
-                # A write that never reached its rename: it was never acknowledged to anyone.
-                self._unlink(path)
-                self._temp_removed.inc()
+            if path.is_dir() or path.name.endswith(".tmp"):
                 continue
             seq = _seq_of(path)
             if seq is not None:
@@ -191,6 +198,26 @@ class Spool:
         stats = self.stats()
         log.info("spool %s: %d batches, %d bytes, %d points", self.directory, stats.files, stats.bytes, stats.points)
 
+    def _recover_temp_files(self) -> None:
+        """Promote temp files that verify (fsync'd, rename lost); remove torn ones (never acked)."""
+        for path in sorted(self.directory.glob(".*.tmp")):
+            seq_text = path.name[1:].split(".", 1)[0]
+            try:
+                batch, _ = unframe(path.read_bytes())
+                complete = f"{batch.id:016x}" == seq_text
+            except (Damaged, OSError):
+                complete = False
+            if complete:
+                final = self.directory / f"{seq_text}{SUFFIX}"
+                try:
+                    os.replace(path, final)  # a rewrite's temp replaces the batch it rewrote
+                    self._promoted.inc()
+                    continue
+                except OSError as exc:
+                    log.error("spool: cannot promote %s: %s", path.name, exc)
+            self._unlink(path)
+            self._temp_removed.inc()
+
     # -- writing ------------------------------------------------------------------------------
 
     def append(self, signal: str, payload: bytes, points: int) -> int | None:
@@ -212,7 +239,8 @@ class Spool:
         try:
             _write_synced(temp, data)
             os.rename(temp, final)
-            _fsync_dir(self.directory)
+            if self.sync == "file+dir":
+                _fsync_dir(self.directory)
         except OSError as exc:
             self._unlink(temp)
             raise SpoolFault(f"cannot write spool batch {final}: {exc}") from exc
@@ -298,7 +326,8 @@ class Spool:
                 self._index[batch_id] = SpooledBatch(
                     batch.id, batch.signal, batch.points, batch.created_ns, len(data), batch.path
                 )
-            _fsync_dir(self.directory)
+            if self.sync == "file+dir":
+                _fsync_dir(self.directory)
         except OSError as exc:
             self._unlink(temp)
             raise SpoolFault(f"cannot rewrite spool batch {batch.path}: {exc}") from exc

@@ -75,8 +75,13 @@ def test_outage_of_a_minute_then_everything_spooled_arrives(tmp_path: Path, reco
         f"[upstream]\nendpoint = '127.0.0.1:{port}'\nprotocol = 'otap'\ntls = {{ insecure = true }}\n"
         "retry_initial = '200ms'\nretry_max = '2s'\n"
     )
-    proc = subprocess.Popen([sys.executable, "-m", "edgecollect", "run", "-c", str(config)],
-                            cwd=REPO, stderr=subprocess.PIPE, text=True, env={**os.environ})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgecollect", "run", "-c", str(config)],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
     sink = Sink(tmp_path / "sink.jsonl", grpc_port=port)
     try:
         time.sleep(OUTAGE_S)  # the outage itself: the upstream port has no listener
@@ -91,8 +96,10 @@ def test_outage_of_a_minute_then_everything_spooled_arrives(tmp_path: Path, reco
         seen = received_points(sink)
         missing = expected - set(seen)
         duplicates = sum(seen[k] - 1 for k in expected if seen[k] > 1)
-        print(f"outage {OUTAGE_S:.0f}s: {len(spooled_ids)} batches / {len(expected)} points spooled, "
-              f"{len(expected) - len(missing)} arrived, {duplicates} duplicates, {len(missing)} missing")
+        print(
+            f"outage {OUTAGE_S:.0f}s: {len(spooled_ids)} batches / {len(expected)} points spooled, "
+            f"{len(expected) - len(missing)} arrived, {duplicates} duplicates, {len(missing)} missing"
+        )
         record_property("spooled_points", len(expected))
         record_property("duplicates", duplicates)
         assert not missing, f"{len(missing)} spooled points never arrived, e.g. {sorted(missing)[:3]}"
@@ -104,8 +111,12 @@ def test_outage_of_a_minute_then_everything_spooled_arrives(tmp_path: Path, reco
                 break
             time.sleep(0.2)
         assert not remaining, f"{len(remaining)} delivered batches still in the spool"
-        status = subprocess.run([sys.executable, "-m", "edgecollect", "status", "--json", "-c", str(config)],
-                                cwd=REPO, capture_output=True, text=True)
+        status = subprocess.run(
+            [sys.executable, "-m", "edgecollect", "status", "--json", "-c", str(config)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
         assert json.loads(status.stdout)["upstream"]["state"] in ("connected", "idle")
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -28,8 +28,10 @@ from edgecollect.telemetry import Telemetry
 
 
 def machine() -> str:
-    return (f"{platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
-            f"python={platform.python_version()} {platform.platform()}")
+    return (
+        f"{platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
+        f"python={platform.python_version()} {platform.platform()}"
+    )
 
 
 def host_like_series(registry: SeriesRegistry, count: int) -> list[tuple[int, str]]:
@@ -38,8 +40,9 @@ def host_like_series(registry: SeriesRegistry, count: int) -> list[tuple[int, st
     for i in range(count):
         shape = ("utilization", "bytes", "counter")[i % 3]
         kind = "cumulative" if shape == "counter" else "gauge"
-        s = Series(f"system.bench.{shape}", "1" if shape == "utilization" else "By", kind,
-                   attrs({"device": f"dev{i // 3}"}))
+        s = Series(
+            f"system.bench.{shape}", "1" if shape == "utilization" else "By", kind, attrs({"device": f"dev{i // 3}"})
+        )
         out.append((registry.intern(s, 1), shape))
     return out
 
@@ -59,10 +62,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         spool = Spool(Path(tmp), telemetry, max_size=1 << 34)
         spool.open()
-        ring = Ring("bench", args.ring, "drop_oldest", telemetry.counter("buffer", "dropped", "policy"),
-                    telemetry.counter("buffer", "logs_dropped", "policy"))
-        batcher = Batcher([ring], registry, Resource(attrs({"host.name": "bench"})), "boot", spool.append,
-                          telemetry, flush_interval_s=10.0, max_points=5000)
+        ring = Ring(
+            "bench",
+            args.ring,
+            "drop_oldest",
+            telemetry.counter("buffer", "dropped", "policy"),
+            telemetry.counter("buffer", "logs_dropped", "policy"),
+        )
+        batcher = Batcher(
+            [ring],
+            registry,
+            Resource(attrs({"host.name": "bench"})),
+            "boot",
+            spool.append,
+            telemetry,
+            flush_interval_s=10.0,
+            max_points=5000,
+        )
         stop = threading.Event()
         threading.Thread(target=batcher.run, args=(stop,), daemon=True).start()
         proc = psutil.Process()
@@ -99,8 +115,10 @@ def main() -> None:
             if sleep > 0:
                 time.sleep(sleep)
             if time.monotonic() >= next_report:
-                print(f"t={time.monotonic() - start:.0f}s rss={proc.memory_info().rss / 1e6:.1f} MB "
-                      f"spool={spool.stats().bytes / 1e6:.1f} MB")
+                print(
+                    f"t={time.monotonic() - start:.0f}s rss={proc.memory_info().rss / 1e6:.1f} MB "
+                    f"spool={spool.stats().bytes / 1e6:.1f} MB"
+                )
                 next_report += 10
         stop.set()
         batcher.wake()
@@ -112,11 +130,15 @@ def main() -> None:
         dropped = telemetry.find("edgecollect.buffer.dropped")
         cpu_s = (cpu_end.ru_utime - cpu_start.ru_utime) + (cpu_end.ru_stime - cpu_start.ru_stime)
         elapsed = time.monotonic() - start
-        print(f"samples={sent} elapsed={elapsed:.1f}s achieved={sent / elapsed:.0f}/s "
-              f"dropped={dropped.total() if dropped else 0}")
+        print(
+            f"samples={sent} elapsed={elapsed:.1f}s achieved={sent / elapsed:.0f}/s "
+            f"dropped={dropped.total() if dropped else 0}"
+        )
         uss_end = proc.memory_full_info().uss
-        print(f"rss_start={rss_start / 1e6:.1f} MB rss_end={rss_end / 1e6:.1f} MB uss_end={uss_end / 1e6:.1f} MB "
-              f"(baseline: python + pyarrow imported = {baseline_rss / 1e6:.1f} MB)")
+        print(
+            f"rss_start={rss_start / 1e6:.1f} MB rss_end={rss_end / 1e6:.1f} MB uss_end={uss_end / 1e6:.1f} MB "
+            f"(baseline: python + pyarrow imported = {baseline_rss / 1e6:.1f} MB)"
+        )
         print(f"cpu_us_per_sample={cpu_s * 1e6 / sent:.2f}")
         print(f"spool_bytes_per_sample={spool_bytes / sent:.2f} (batches={spool.stats().files})")
 

@@ -12,15 +12,26 @@ from edgecollect.model import Resource, Series, SeriesRegistry, attrs
 RESOURCE = Resource(attrs({"host.name": "test-gw", "service.name": "edgecollect"}))
 
 
-def host_like_rows(registry: SeriesRegistry, points: int, seed: int = 1, t0_ns: int = 1_700_000_000_000_000_000) -> Rows:
+def host_like_rows(
+    registry: SeriesRegistry, points: int, seed: int = 1, t0_ns: int = 1_700_000_000_000_000_000
+) -> Rows:
     """Points shaped like host metrics: 100 series, scraped together every 10 s."""
     rnd = random.Random(seed)
     ids = [
         registry.intern(Series("system.cpu.utilization", "1", "gauge", attrs({"cpu.logical_number": c})))
         for c in range(4)
     ] + [
-        registry.intern(Series("system.network.io", "By", "cumulative", attrs({"network.interface.name": f"eth{n}", "network.io.direction": d})), 1)
-        for n in range(48) for d in ("receive", "transmit")
+        registry.intern(
+            Series(
+                "system.network.io",
+                "By",
+                "cumulative",
+                attrs({"network.interface.name": f"eth{n}", "network.io.direction": d}),
+            ),
+            1,
+        )
+        for n in range(48)
+        for d in ("receive", "transmit")
     ]
     sid, times, floats, ints, flags = array("I"), array("q"), array("d"), array("q"), array("B")
     counters = [0] * len(ids)

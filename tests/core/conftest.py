@@ -16,9 +16,13 @@ def telemetry() -> Telemetry:
     return Telemetry()
 
 
-def make_ring(telemetry: Telemetry, capacity: int = 100, overflow: str = "drop_oldest", max_log_bytes: int = 1 << 20) -> Ring:
+def make_ring(
+    telemetry: Telemetry, capacity: int = 100, overflow: str = "drop_oldest", max_log_bytes: int = 1 << 20
+) -> Ring:
     return Ring(
-        "test", capacity, overflow,  # type: ignore[arg-type]
+        "test",
+        capacity,
+        overflow,  # type: ignore[arg-type]
         telemetry.counter("buffer", "dropped", "policy"),
         telemetry.counter("buffer", "logs_dropped", "policy"),
         max_log_bytes=max_log_bytes,
@@ -26,4 +30,6 @@ def make_ring(telemetry: Telemetry, capacity: int = 100, overflow: str = "drop_o
 
 
 def make_context(telemetry: Telemetry, capacity: int = 10_000, name: str = "test") -> SourceContext:
-    return SourceContext(name, "test", make_ring(telemetry, capacity), threading.Event(), SeriesRegistry(), telemetry, Clock())
+    return SourceContext(
+        name, "test", make_ring(telemetry, capacity), threading.Event(), SeriesRegistry(), telemetry, Clock()
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import venv
 from pathlib import Path
@@ -25,7 +24,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     pip = subprocess.run(
         [str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet", str(REPO)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert pip.returncode == 0, pip.stdout + pip.stderr
     return env_dir / "bin"
@@ -45,7 +45,9 @@ def test_run_on_defaults_writes_batches_and_flushes_on_sigterm(installed: Path, 
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
     env.pop("STATE_DIRECTORY", None)
     spool = tmp_path / "state" / "edgecollect" / "spool"
-    assert subprocess.run([str(installed / "edgecollect"), "--version"], capture_output=True, text=True).stdout.startswith("edgecollect ")
+    assert subprocess.run(
+        [str(installed / "edgecollect"), "--version"], capture_output=True, text=True
+    ).stdout.startswith("edgecollect ")
     started_ns = time.time_ns()
     proc = subprocess.Popen([str(installed / "edgecollect"), "run"], env=env, stderr=subprocess.PIPE, text=True)
     try:
@@ -64,7 +66,9 @@ def test_run_on_defaults_writes_batches_and_flushes_on_sigterm(installed: Path, 
     out = tmp_path / "export.parquet"
     export = subprocess.run(
         [str(installed / "edgecollect"), "spool", "export", "--format", "parquet", str(out)],
-        env=env, capture_output=True, text=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert export.returncode == 0, export.stdout + export.stderr
     table = pq.read_table(out)
@@ -89,20 +93,34 @@ def test_arrow_export_and_spool_listing(installed: Path, tmp_path: Path) -> None
     env.pop("STATE_DIRECTORY", None)
     config = tmp_path / "fast.toml"
     config.write_text("[batch]\nflush_interval = '1s'\n[sources.host]\ninterval = '1s'\n")
-    proc = subprocess.Popen([str(installed / "edgecollect"), "run", "-c", str(config)], env=env, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(installed / "edgecollect"), "run", "-c", str(config)], env=env, stderr=subprocess.DEVNULL
+    )
     spool = tmp_path / "state" / "edgecollect" / "spool"
     try:
         assert wait_for(lambda: len(list(spool.glob("*.ecb"))) >= 2, 15.0)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=5)
-    listing = subprocess.run([str(installed / "edgecollect"), "spool", "ls", "-c", str(config)], env=env, capture_output=True, text=True)
+    listing = subprocess.run(
+        [str(installed / "edgecollect"), "spool", "ls", "-c", str(config)], env=env, capture_output=True, text=True
+    )
     assert listing.returncode == 0 and "metrics" in listing.stdout
     first_id = listing.stdout.splitlines()[1].split()[0]
-    show = subprocess.run([str(installed / "edgecollect"), "spool", "show", first_id, "-c", str(config)], env=env, capture_output=True, text=True)
+    show = subprocess.run(
+        [str(installed / "edgecollect"), "spool", "show", first_id, "-c", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert show.returncode == 0 and "system.cpu.utilization" in show.stdout, show.stdout + show.stderr
     out = tmp_path / "all.arrow"
-    export = subprocess.run([str(installed / "edgecollect"), "spool", "export", "--format", "arrow", str(out), "-c", str(config)], env=env, capture_output=True, text=True)
+    export = subprocess.run(
+        [str(installed / "edgecollect"), "spool", "export", "--format", "arrow", str(out), "-c", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert export.returncode == 0, export.stderr
     with pa.memory_map(str(out)) as source:
         table = pa.ipc.open_file(source).read_all()

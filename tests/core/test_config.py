@@ -49,7 +49,7 @@ def test_check_config_points_at_the_line_and_key(tmp_path: Path, text: str, line
 
 
 def test_check_config_reports_toml_syntax_errors_with_line(tmp_path: Path) -> None:
-    code, output = check(tmp_path, "[agent]\nstate_dir = \"/tmp\n")
+    code, output = check(tmp_path, '[agent]\nstate_dir = "/tmp\n')
     assert code == 2 and "edgecollect.toml:2:" in output
 
 

@@ -54,23 +54,35 @@ def test_notify_status_and_reload_under_a_fake_systemd(tmp_path: Path) -> None:
     threading.Thread(target=collect, daemon=True).start()
     state = tmp_path / "state"
     config = tmp_path / "gw.toml"
-    config.write_text(f"[agent]\nstate_dir = '{state}'\n[batch]\nflush_interval = '1s'\n[sources.host]\ninterval = '1s'\n")
+    config.write_text(
+        f"[agent]\nstate_dir = '{state}'\n[batch]\nflush_interval = '1s'\n[sources.host]\ninterval = '1s'\n"
+    )
     env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "edgecollect", "run", "-c", str(config)], env=env,
-                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgecollect", "run", "-c", str(config)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     try:
         assert wait_for(lambda: any("READY=1" in m for m in messages)), messages
         assert wait_for(lambda: any("WATCHDOG=1" in m for m in messages)), messages
         ready = next(m for m in messages if "READY=1" in m)
         assert "STATUS=backlog" in ready and "upstream offline" in ready
 
-        status = subprocess.run([sys.executable, "-m", "edgecollect", "status", "--json", "-c", str(config)],
-                                capture_output=True, text=True, cwd=REPO)
+        status = subprocess.run(
+            [sys.executable, "-m", "edgecollect", "status", "--json", "-c", str(config)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
         assert status.returncode == 0, status.stderr
         doc = json.loads(status.stdout)
         assert doc["upstream"]["state"] == "offline" and "host" in doc["sources"]
-        table = subprocess.run([sys.executable, "-m", "edgecollect", "status", "-c", str(config)],
-                               capture_output=True, text=True, cwd=REPO)
+        table = subprocess.run(
+            [sys.executable, "-m", "edgecollect", "status", "-c", str(config)], capture_output=True, text=True, cwd=REPO
+        )
         assert "SPOOL" in table.stdout and "UPSTREAM  offline" in table.stdout
 
         # An invalid config on SIGHUP is refused and the agent keeps running.
@@ -99,8 +111,10 @@ def test_clock_step_repairs_ring_and_spool_of_this_boot(tmp_path: Path) -> None:
     cfg = loads(f"[agent]\nstate_dir = '{tmp_path}'\n[sources.host]\nenabled = false\n")
     agent = Agent(cfg, clock=Clock(synced=lambda: synced[0]))
     agent.clock_watcher = ClockWatcher(
-        lambda: synced[0], boot_id=agent.boot_id,
-        wall_ns=lambda: time.time_ns() + wall_offset[0], boot_ns=time.monotonic_ns,
+        lambda: synced[0],
+        boot_id=agent.boot_id,
+        wall_ns=lambda: time.time_ns() + wall_offset[0],
+        boot_ns=time.monotonic_ns,
     )
     agent.spool.open()
     series = Series("sensor.temperature", "Cel", "gauge")
@@ -118,15 +132,24 @@ def test_clock_step_repairs_ring_and_spool_of_this_boot(tmp_path: Path) -> None:
     wall_offset[0] = step_ns
     synced[0] = True
     agent.poll_clock()
-    assert wait_for(lambda: agent.telemetry.find("edgecollect.clock.repairs") is not None
-                    and agent.telemetry.find("edgecollect.clock.repairs").value("spool") == 1)  # type: ignore[union-attr]
+    assert wait_for(
+        lambda: (
+            agent.telemetry.find("edgecollect.clock.repairs") is not None
+            and agent.telemetry.find("edgecollect.clock.repairs").value("spool") == 1
+        )
+    )  # type: ignore[union-attr]
     agent.batcher.flush()
 
     rows = []
     for batch in agent.spool.list("metrics"):
         table = pa.Table.from_batches([from_ipc(agent.spool.read(batch.id) or b"")])
-        for name, t, v, f in zip(table.column("name").to_pylist(), table.column("time_unix_nano").cast(pa.int64()).to_pylist(),
-                                 table.column("double_value").to_pylist(), table.column("flags").to_pylist()):
+        for name, t, v, f in zip(
+            table.column("name").to_pylist(),
+            table.column("time_unix_nano").cast(pa.int64()).to_pylist(),
+            table.column("double_value").to_pylist(),
+            table.column("flags").to_pylist(),
+            strict=True,
+        ):
             if name == "sensor.temperature":
                 rows.append((v, t, f))
     logs = [from_ipc(agent.spool.read(b.id) or b"") for b in agent.spool.list("logs")]
@@ -134,14 +157,21 @@ def test_clock_step_repairs_ring_and_spool_of_this_boot(tmp_path: Path) -> None:
     log_times = [t for rb in logs for t in rb.column("time_unix_nano").cast(pa.int64()).to_pylist()]
     assert log_rows == [("sensor rebooted", FLAG_CLOCK_UNSYNCED | FLAG_TIME_REPAIRED)]
     assert abs(log_times[0] - (t_ringed + step_ns)) < 1_000_000
-    starts = {name: s for batch in agent.spool.list("metrics")
-              for name, s in zip(from_ipc(agent.spool.read(batch.id) or b"").column("name").to_pylist(),
-                                 from_ipc(agent.spool.read(batch.id) or b"").column("start_time_unix_nano")
-                                 .cast(pa.int64()).to_pylist(), strict=True)}
+    starts = {
+        name: s
+        for batch in agent.spool.list("metrics")
+        for name, s in zip(
+            from_ipc(agent.spool.read(batch.id) or b"").column("name").to_pylist(),
+            from_ipc(agent.spool.read(batch.id) or b"").column("start_time_unix_nano").cast(pa.int64()).to_pylist(),
+            strict=True,
+        )
+    }
     assert abs(starts["sensor.pulses"] - (t_spooled + step_ns)) < 1_000_000
     rows.sort()
-    assert [(v, f) for v, _, f in rows] == [(21.5, FLAG_CLOCK_UNSYNCED | FLAG_TIME_REPAIRED),
-                                            (22.5, FLAG_CLOCK_UNSYNCED | FLAG_TIME_REPAIRED)]
+    assert [(v, f) for v, _, f in rows] == [
+        (21.5, FLAG_CLOCK_UNSYNCED | FLAG_TIME_REPAIRED),
+        (22.5, FLAG_CLOCK_UNSYNCED | FLAG_TIME_REPAIRED),
+    ]
     # The step is measured as wall-minus-boot-clock, so it carries the few ns the two clocks
     # drift apart between polls; a millisecond bounds that, a year is what moved.
     assert abs(rows[0][1] - (t_spooled + step_ns)) < 1_000_000
@@ -149,8 +179,10 @@ def test_clock_step_repairs_ring_and_spool_of_this_boot(tmp_path: Path) -> None:
 
 
 def test_own_counters_flow_through_the_pipeline_into_the_spool(tmp_path: Path) -> None:
-    cfg = loads(f"[agent]\nstate_dir = '{tmp_path}'\nself_interval = '100ms'\n"
-                "[batch]\nflush_interval = '200ms'\n[sources.host]\ninterval = '100ms'\n")
+    cfg = loads(
+        f"[agent]\nstate_dir = '{tmp_path}'\nself_interval = '100ms'\n"
+        "[batch]\nflush_interval = '200ms'\n[sources.host]\ninterval = '100ms'\n"
+    )
     agent = Agent(cfg)
     agent.start()
     try:
@@ -160,6 +192,12 @@ def test_own_counters_flow_through_the_pipeline_into_the_spool(tmp_path: Path) -
     names: set[str] = set()
     for batch in agent.spool.list("metrics"):
         names.update(from_ipc(agent.spool.read(batch.id) or b"").column("name").to_pylist())
-    for expected in ("edgecollect.spool.batches_written", "edgecollect.spool.bytes", "edgecollect.batch.points",
-                     "edgecollect.host.points_accepted", "edgecollect.buffer.memory", "system.cpu.utilization"):
+    for expected in (
+        "edgecollect.spool.batches_written",
+        "edgecollect.spool.bytes",
+        "edgecollect.batch.points",
+        "edgecollect.host.points_accepted",
+        "edgecollect.buffer.memory",
+        "system.cpu.utilization",
+    ):
         assert expected in names, expected

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -107,7 +108,7 @@ def test_byte_cap_holds_and_drop_counter_equals_what_was_dropped(tmp_path: Path,
     assert dropped_batches is not None and dropped_points is not None
     if policy == "drop_oldest":
         # The oldest went first: what is left is exactly the newest suffix of what was written.
-        assert kept == written[-len(kept):]
+        assert kept == written[-len(kept) :]
         assert dropped_batches.value("drop_oldest") == len(written) - len(kept)
     else:
         assert kept == written  # nothing written is ever evicted; new batches were refused
@@ -129,3 +130,28 @@ def test_batch_larger_than_cap_is_refused_and_counted(tmp_path: Path, telemetry:
     spool = open_spool(tmp_path, telemetry, max_size=8192)
     assert spool.append("metrics", os.urandom(9000), 5) is None
     assert telemetry.find("edgecollect.spool.points_dropped").value("too_large") == 5  # type: ignore[union-attr]
+
+
+def test_complete_temp_file_is_promoted_and_a_torn_one_removed(tmp_path: Path) -> None:
+    from edgecollect.spool import frame
+
+    payload = metrics_ipc(40)
+    # A power cut after the fsync but before the rename reached the disk: the batch was acked.
+    (tmp_path / f".{7:016x}.tmp").write_bytes(frame(7, "metrics", time.time_ns(), 40, payload))
+    # One cut mid-write: never acked.
+    (tmp_path / f".{8:016x}.tmp").write_bytes(frame(8, "metrics", time.time_ns(), 40, payload)[:-100])
+    telemetry = Telemetry()
+    spool = open_spool(tmp_path, telemetry)
+    assert [b.id for b in spool.list()] == [7]
+    assert spool.read(7) == payload
+    assert telemetry.find("edgecollect.spool.temp_promoted").total() == 1  # type: ignore[union-attr]
+    assert telemetry.find("edgecollect.spool.incomplete_removed").total() == 1  # type: ignore[union-attr]
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert spool.append("metrics", payload, 40) == 8  # numbering continues after the promoted one
+
+
+@pytest.mark.parametrize("sync", ["file", "file+dir"])
+def test_both_sync_modes_write_readable_batches(tmp_path: Path, sync: str) -> None:
+    spool = open_spool(tmp_path, Telemetry(), sync=sync)
+    batch_id = spool.append("metrics", metrics_ipc(10), 10)
+    assert batch_id is not None and from_ipc(open_spool(tmp_path, Telemetry()).read(batch_id) or b"").num_rows == 10

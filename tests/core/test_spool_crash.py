@@ -29,7 +29,10 @@ def test_kill_9_at_50_random_moments_never_loses_a_durable_batch(tmp_path: Path)
     for _ in range(KILLS):
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.core.spool_writer", str(spool_dir)],
-            stdout=subprocess.PIPE, cwd=REPO, env=env, text=True,
+            stdout=subprocess.PIPE,
+            cwd=REPO,
+            env=env,
+            text=True,
         )
         assert proc.stdout is not None
         first = proc.stdout.readline()  # the writer is up and has written one batch

@@ -24,8 +24,13 @@ def test_pi_under_voltage_and_throttling_flags_now_and_since_boot() -> None:
     flags = {dict(p.series.attributes)["hw.rpi.flag"]: p.value for p in read_throttling(PI_TREE)}
     # 0x50005: under-voltage and throttled now; under-voltage and throttled since boot.
     assert flags == {
-        "under_voltage": 1, "arm_frequency_capped": 0, "throttled": 1, "soft_temperature_limit": 0,
-        "under_voltage_occurred": 1, "arm_frequency_capped_occurred": 0, "throttled_occurred": 1,
+        "under_voltage": 1,
+        "arm_frequency_capped": 0,
+        "throttled": 1,
+        "soft_temperature_limit": 0,
+        "under_voltage_occurred": 1,
+        "arm_frequency_capped_occurred": 0,
+        "throttled_occurred": 1,
         "soft_temperature_limit_occurred": 0,
     }
 
@@ -42,9 +47,19 @@ def test_collect_on_this_host_uses_semantic_convention_names_and_kinds() -> None
     by_name: dict[str, set[str]] = {}
     for p in points:
         by_name.setdefault(p.series.name, set()).add(p.series.kind)
-    for name in ("system.cpu.utilization", "system.memory.usage", "system.memory.utilization",
-                 "system.filesystem.usage", "system.network.io", "system.uptime", "hw.temperature",
-                 "hw.rpi.throttled", "process.memory.usage", "process.cpu.time", "system.cpu.load_average.1m"):
+    for name in (
+        "system.cpu.utilization",
+        "system.memory.usage",
+        "system.memory.utilization",
+        "system.filesystem.usage",
+        "system.network.io",
+        "system.uptime",
+        "hw.temperature",
+        "hw.rpi.throttled",
+        "process.memory.usage",
+        "process.cpu.time",
+        "system.cpu.load_average.1m",
+    ):
         assert name in by_name, name
     assert by_name["system.network.io"] == {"cumulative"}
     assert by_name["system.cpu.utilization"] == {"gauge"}
@@ -54,8 +69,11 @@ def test_collect_on_this_host_uses_semantic_convention_names_and_kinds() -> None
     per_cpu = [p for p in points if p.series.name == "system.cpu.utilization" and p.series.attributes]
     assert len(per_cpu) == psutil.cpu_count()
     assert all(0.0 <= p.value <= 1.0 for p in per_cpu)
-    mountpoints = {dict(p.series.attributes)["system.filesystem.mountpoint"] for p in points
-                   if p.series.name == "system.filesystem.usage"}
+    mountpoints = {
+        dict(p.series.attributes)["system.filesystem.mountpoint"]
+        for p in points
+        if p.series.name == "system.filesystem.usage"
+    }
     assert "/proc" not in mountpoints and "/sys" not in mountpoints
     reads = telemetry.find("edgecollect.test.reads", source="test")
     assert reads is not None and reads.value("ok") == 9 and reads.total() == 9

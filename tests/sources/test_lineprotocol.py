@@ -12,8 +12,12 @@ def test_types_escapes_and_timestamp() -> None:
     assert line.measurement == "weather"
     assert line.tags == (("site", "a b"), ("k,x", "v"))
     assert line.fields == (
-        Field("t", "float", 21.5), Field("n", "int", -3), Field("u", "uint", 7), Field("on", "bool", True),
-        Field("off", "bool", False), Field("s", "str", 'x "y", z'),
+        Field("t", "float", 21.5),
+        Field("n", "int", -3),
+        Field("u", "uint", 7),
+        Field("on", "bool", True),
+        Field("off", "bool", False),
+        Field("s", "str", 'x "y", z'),
     )
     assert line.timestamp == 1700000000000000000
 
@@ -21,9 +25,17 @@ def test_types_escapes_and_timestamp() -> None:
 @pytest.mark.parametrize(
     ("text", "kind"),
     [
-        ("weather", "syntax"), ("weather temp", "syntax"), ('weather s="open', "syntax"), (",t=1 v=1", "syntax"),
-        ("weather temp=abc", "value"), ("weather temp=nan", "value"), ("weather temp=1e999", "value"),
-        ("weather temp=1 12:00", "value"), ("weather n=1.5i", "value"), ("", "syntax"), ("# comment", "syntax"),
+        ("weather", "syntax"),
+        ("weather temp", "syntax"),
+        ('weather s="open', "syntax"),
+        (",t=1 v=1", "syntax"),
+        ("weather temp=abc", "value"),
+        ("weather temp=nan", "value"),
+        ("weather temp=1e999", "value"),
+        ("weather temp=1 12:00", "value"),
+        ("weather n=1.5i", "value"),
+        ("", "syntax"),
+        ("# comment", "syntax"),
     ],
 )
 def test_errors_say_whether_syntax_or_value(text: str, kind: str) -> None:
