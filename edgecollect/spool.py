@@ -195,6 +195,7 @@ class Spool:
             self._bytes += batch.size
         self._next_seq = max_seq + 1
         self.expire()
+        self._enforce_cap()
         stats = self.stats()
         log.info("spool %s: %d batches, %d bytes, %d points", self.directory, stats.files, stats.bytes, stats.points)
 
@@ -260,6 +261,14 @@ class Spool:
             self._remove(oldest)
             self._count_drop("drop_oldest", 1, oldest.points)
         return True
+
+    def _enforce_cap(self) -> None:
+        """A cap lowered between runs applies at once, by the full-spool policy, not at the next write."""
+        with self._lock:
+            while self._bytes > self.max_size and self._index:
+                victim = self._index[(min if self.when_full == "drop_oldest" else max)(self._index)]
+                self._remove(victim)
+                self._count_drop(self.when_full, 1, victim.points)
 
     def expire(self) -> int:
         """Drop batches older than max_age; returns how many."""

@@ -1,10 +1,8 @@
 """A spool cap lowered between runs (a gateway's config tightened after a long outage): the agent
 must come up with its spool under the new cap, the oldest batches dropped and counted.
 
-Known bug, kept as a strict xfail so it turns into a failure once fixed: `Spool.open()`
-(edgecollect/spool.py) indexes every valid file and runs `expire()` (max_age) but never applies the
-byte cap, so the spool stays over `max_size` until the next append calls `_make_room()`; an agent
-with nothing to write (or whose sources are quiet) sits over its disk budget indefinitely.
+(Found by this test: `Spool.open()` used to apply max_age but not the byte cap, so a quiet agent
+could sit over its disk budget until its next write.)
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ from tests.exporters.conftest import Filler
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.xfail(strict=True, reason="Spool.open() does not apply max_size to what is already on disk")
 def test_agent_started_with_a_lower_cap_is_under_it(agents: Callable[..., Agent], tmp_path: Path) -> None:
     state = tmp_path / "state"
     filler = Filler(state / "spool")

@@ -155,3 +155,16 @@ def test_both_sync_modes_write_readable_batches(tmp_path: Path, sync: str) -> No
     spool = open_spool(tmp_path, Telemetry(), sync=sync)
     batch_id = spool.append("metrics", metrics_ipc(10), 10)
     assert batch_id is not None and from_ipc(open_spool(tmp_path, Telemetry()).read(batch_id) or b"").num_rows == 10
+
+
+@pytest.mark.parametrize("policy", ["drop_oldest", "drop_newest"])
+def test_a_lower_cap_applies_at_start_by_the_policy(tmp_path: Path, policy: str) -> None:
+    spool = open_spool(tmp_path, Telemetry())
+    ids = [spool.append("metrics", metrics_ipc(500, seed=i), 500) for i in range(20)]
+    cap = spool.stats().bytes // 2
+    telemetry = Telemetry()
+    smaller = open_spool(tmp_path, telemetry, max_size=cap, when_full=policy)
+    kept = [b.id for b in smaller.list()]
+    assert _disk_bytes(tmp_path) <= cap and kept
+    assert kept == (ids[-len(kept) :] if policy == "drop_oldest" else ids[: len(kept)])
+    assert telemetry.find("edgecollect.spool.points_dropped").value(policy) == 500 * (20 - len(kept))  # type: ignore[union-attr]
