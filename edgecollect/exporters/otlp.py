@@ -260,7 +260,23 @@ def grpc_compression(cfg: UpstreamConfig, default: str) -> grpc.Compression:
     return grpc.Compression.Gzip if choice == "gzip" else grpc.Compression.NoCompression
 
 
-class OtlpGrpcExporter:
+class _UnaryExporter:
+    """What both unary OTLP exporters share: verdicts queue up as they are reached, one protocol."""
+
+    protocol: str
+    _done: collections.deque[Delivery]
+
+    def poll(self) -> list[Delivery]:
+        out = []
+        while self._done:
+            out.append(self._done.popleft())
+        return out
+
+    def modes(self) -> dict[str, str]:
+        return {"metrics": self.protocol, "logs": self.protocol}
+
+
+class OtlpGrpcExporter(_UnaryExporter):
     """Unary OTLP/gRPC Export; also the OTAP exporter's fallback on the same channel."""
 
     protocol = "otlp_grpc"
@@ -325,15 +341,6 @@ class OtlpGrpcExporter:
             self._partial.inc(item.signal, rejected)
             log.warning("upstream %s accepted spool batch %d partially: %d rejected (%s)",
                         self._cfg.endpoint, item.spool_id, rejected, ps.error_message)
-
-    def poll(self) -> list[Delivery]:
-        out = []
-        while self._done:
-            out.append(self._done.popleft())
-        return out
-
-    def modes(self) -> dict[str, str]:
-        return {"metrics": self.protocol, "logs": self.protocol}
 
     def close(self, timeout_s: float) -> list[Delivery]:
         if self._own_channel:
@@ -403,7 +410,7 @@ def _proxy_for(host: str, secure: bool) -> tuple[str, int] | None:
     return parts.hostname, parts.port or 3128
 
 
-class OtlpHttpExporter:
+class OtlpHttpExporter(_UnaryExporter):
     """OTLP/HTTP protobuf POST with gzip over one kept-alive stdlib connection."""
 
     protocol = "otlp_http"
@@ -487,15 +494,6 @@ class OtlpHttpExporter:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
-
-    def poll(self) -> list[Delivery]:
-        out = []
-        while self._done:
-            out.append(self._done.popleft())
-        return out
-
-    def modes(self) -> dict[str, str]:
-        return {"metrics": self.protocol, "logs": self.protocol}
 
     def close(self, timeout_s: float) -> list[Delivery]:
         self._drop_connection()

@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.core.conftest import wait_for
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -29,15 +31,6 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert pip.returncode == 0, pip.stdout + pip.stderr
     return env_dir / "bin"
-
-
-def wait_for(predicate: object, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.mark.integration

@@ -21,17 +21,9 @@ from edgecollect.config import loads
 from edgecollect.model import LogRecord, Point, Series
 from edgecollect.runtime import Agent
 from edgecollect.timesync import ClockWatcher
+from tests.core.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_for(predicate: object, timeout_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.mark.integration

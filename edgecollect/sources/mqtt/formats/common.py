@@ -324,6 +324,16 @@ def load_json(payload: bytes) -> tuple[Json, str]:
     return doc, ""
 
 
+def load_json_object(payload: bytes) -> tuple[dict[str, Json], str]:
+    """A JSON object payload, or ({}, reason): the device presets all expect an object at the top."""
+    doc, reason = load_json(payload)
+    if reason:
+        return {}, reason
+    if not isinstance(doc, dict):
+        return {}, "wrong_type"
+    return doc, ""
+
+
 Leaf = Union[str, int, float, bool, None]  # noqa: UP007 - runtime alias on 3.10
 
 

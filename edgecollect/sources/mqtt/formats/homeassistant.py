@@ -28,6 +28,7 @@ from edgecollect.sources.mqtt.formats.common import (
     add_json_leaf,
     decode_text,
     load_json,
+    load_json_object,
 )
 from edgecollect.sources.mqtt.formats.units import quantity
 
@@ -74,11 +75,9 @@ def parse_config(msg: Message, meta: Metadata) -> Parsed:
         if old is not None:
             meta.entities.pop(old, None)
         return Parsed(outcome="metadata")
-    doc, reason = load_json(msg.payload)
+    doc, reason = load_json_object(msg.payload)
     if reason:
         return Parsed(outcome=reason)
-    if not isinstance(doc, dict):
-        return Parsed(outcome="wrong_type")
     cfg = {ABBREVIATIONS.get(k, k): v for k, v in doc.items()}
     base = cfg.get("~")
     state_topic = cfg.get("state_topic")

@@ -29,7 +29,7 @@ from edgecollect.sources.mqtt.formats.common import (
     add_json_leaf,
     epoch_ns,
     flatten,
-    load_json,
+    load_json_object,
 )
 from edgecollect.sources.mqtt.formats.units import quantity
 
@@ -58,11 +58,9 @@ def parse(msg: Message, rule: Rule, meta: Metadata) -> Parsed:
     is_rpc = rest == "events/rpc"
     if not is_rpc and not rest.startswith("status/"):
         return Parsed(outcome="ignored")
-    doc, reason = load_json(msg.payload)
+    doc, reason = load_json_object(msg.payload)
     if reason:
         return Parsed(outcome=reason)
-    if not isinstance(doc, dict):
-        return Parsed(outcome="wrong_type")
     src = doc.get("src")
     if isinstance(src, str) and src:
         b.base["device.id"] = src

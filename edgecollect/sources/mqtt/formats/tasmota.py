@@ -31,7 +31,7 @@ from edgecollect.sources.mqtt.formats.common import (
     add_json_leaf,
     decode_text,
     flatten,
-    load_json,
+    load_json_object,
     parse_time,
 )
 from edgecollect.sources.mqtt.formats.units import quantity
@@ -79,11 +79,9 @@ def parse(msg: Message, rule: Rule, meta: Metadata) -> Parsed:
         return b.result("no_reading")
     if last not in ("SENSOR", "STATE", "STATUS8", "STATUS10"):
         return Parsed(outcome="ignored")
-    doc, reason = load_json(msg.payload)
+    doc, reason = load_json_object(msg.payload)
     if reason:
         return Parsed(outcome=reason)
-    if not isinstance(doc, dict):
-        return Parsed(outcome="wrong_type")
     inner = doc.get("StatusSNS")
     if isinstance(inner, dict):
         doc = inner

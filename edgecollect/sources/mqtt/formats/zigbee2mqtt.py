@@ -32,6 +32,7 @@ from edgecollect.sources.mqtt.formats.common import (
     decode_text,
     flatten,
     load_json,
+    load_json_object,
     parse_time,
 )
 from edgecollect.sources.mqtt.formats.units import quantity
@@ -58,11 +59,9 @@ def parse(msg: Message, rule: Rule, meta: Metadata) -> Parsed:
     device = meta.z2m.get(name)
     b.base["device.id"] = device.ieee if device is not None else name
     b.base["device.name"] = name
-    doc, reason = load_json(msg.payload)
+    doc, reason = load_json_object(msg.payload)
     if reason:
         return Parsed(outcome=reason)
-    if not isinstance(doc, dict):
-        return Parsed(outcome="wrong_type")
     time_ns = None
     if rule.cfg.time == "auto" and "last_seen" in doc:
         seen = doc["last_seen"]
