@@ -170,6 +170,7 @@ func runServe(args []string) error {
 	case <-ctx.Done():
 		gs.Stop()
 	}
+	s.rec.seal()
 	return nil
 }
 

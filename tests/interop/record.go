@@ -40,6 +40,15 @@ type recorder struct {
 	w  io.Writer
 }
 
+// seal takes the write lock for good. Process exit kills handler goroutines
+// wherever they are, and a write(2) cut short by exit leaves half a line that
+// the next sink on the same out file would glue its first line onto; holding
+// the lock means no write is in flight at exit. A handler still waiting for
+// the lock never acknowledges its batch, so the client sends it again.
+func (r *recorder) seal() {
+	r.mu.Lock()
+}
+
 func (r *recorder) write(l line) {
 	if l.PayloadTypes == nil {
 		l.PayloadTypes = []string{}

@@ -218,6 +218,7 @@ class Sink:
             return self
         binary = self.binary or build_sink()
         self.out_path.parent.mkdir(parents=True, exist_ok=True)
+        self._drop_unterminated_tail()
         with open(self.log_path, "ab") as log:
             proc = subprocess.Popen(
                 self._argv(binary), stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL
@@ -290,6 +291,20 @@ class Sink:
                 if "address already in use" not in str(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+
+    def _drop_unterminated_tail(self) -> None:
+        """Cut a half-written last line left by a sink that had to be SIGKILLed.
+
+        The sink writes a batch's line before it answers, so a cut line was never
+        acknowledged; left in place, the next sink's first line would be glued onto it.
+        """
+        try:
+            with open(self.out_path, "r+b") as out:
+                data = out.read()
+                if data and not data.endswith(b"\n"):
+                    out.truncate(data.rfind(b"\n") + 1)
+        except FileNotFoundError:
+            pass
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
