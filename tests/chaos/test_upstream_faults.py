@@ -39,7 +39,16 @@ def test_upstream_faults_through_a_proxy_lose_nothing(
     endpoint = f"http://127.0.0.1:{proxy.port}" if http else f"127.0.0.1:{proxy.port}"
     cfg = config(endpoint, protocol=protocol, retry_initial=0.05, retry_max=1.0, timeout=2.0, max_stream_lifetime=5.0)
 
+    chaos_errors: list[BaseException] = []
+
     def chaos() -> None:
+        try:
+            apply_faults()
+        except BaseException as exc:  # surfaced in the test thread: a dead chaos loop would leave the sink down
+            chaos_errors.append(exc)
+            raise
+
+    def apply_faults() -> None:
         order: list[str] = []
         while not stop.is_set():
             if not order:
@@ -76,6 +85,9 @@ def test_upstream_faults_through_a_proxy_lose_nothing(
                 time.sleep(r.uniform(0.02, 0.2))
             stop.set()
             chaos_thread.join(30)
+            assert not chaos_thread.is_alive(), "the chaos thread did not stop within 30 s"
+            if chaos_errors:
+                raise AssertionError("the chaos thread failed, so the faults stopped early") from chaos_errors[0]
             healed_at = time.monotonic()
             wait_for(lambda: filler.spool.stats().files == 0, 240, "the spool drained after the faults", 0.2)
             drain_s = time.monotonic() - healed_at
