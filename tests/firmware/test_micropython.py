@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,8 @@ def test_mqtt_json_mode_publishes_to_a_real_mosquitto(tmp_path: Path) -> None:
     received: list[tuple[str, bytes, bool]] = []
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-sub")
     client.on_message = lambda c, u, m: received.append((m.topic, m.payload, bool(m.retain)))
+    subscribed = threading.Event()
+    client.on_subscribe = lambda c, u, mid, codes, props: subscribed.set()
     try:
         for _ in range(100):
             try:
@@ -190,7 +193,7 @@ def test_mqtt_json_mode_publishes_to_a_real_mosquitto(tmp_path: Path) -> None:
             raise AssertionError("mosquitto did not start")
         client.subscribe("edgecollect/#")
         client.loop_start()
-        time.sleep(0.2)  # let the SUBACK arrive before the bridge publishes
+        assert subscribed.wait(15), "no SUBACK from mosquitto"  # else the bridge's first messages go nowhere
         run = micropython("run_mqtt.py", "127.0.0.1", str(port), "4")
         assert run.returncode == 0, run.stderr.decode()
         deadline = time.monotonic() + 10
