@@ -1,7 +1,11 @@
 """The batcher thread: cut batches by age or size, spool them, then tell sources they are durable.
 
-Every `flush_interval`, or as soon as any ring holds `max_points`, all rings are drained together
-into one metrics batch (split at `max_points`) and one logs batch, each written to the spool. Only
+Every `flush_interval` all rings are drained together into one metrics batch (split at
+`max_points`) and one logs batch, each written to the spool. In between, a ring that fills to
+`max_points` is cut on its own, in whole batches of `max_points`: the few points that arrived
+while the batcher woke stay for the next cut, rather than becoming a tiny batch of their own
+(each batch costs an fsync and about 3 KB of schema and dictionaries). A source that owes acks
+(`Ring.request_flush`) gets its whole ring cut at once. Only
 after the spool returned — the file fsync'd and renamed — does each ring hear `mark_durable(token)`,
 which is when the MQTT source acks its broker (design.md invariant 3).
 
@@ -19,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from edgecollect.batch import build_logs, build_metrics, chunks, merge, to_ipc
-from edgecollect.buffer import Ring
+from edgecollect.buffer import Drained, Ring
 from edgecollect.errors import SpoolFault
 from edgecollect.model import LogRecord, Resource, SeriesRegistry
 from edgecollect.telemetry import Telemetry
@@ -83,21 +87,33 @@ class Batcher:
         self._wake.set()
 
     def run(self, stop: threading.Event) -> None:
-        """Flush on every tick or wake-up until `stop`; the final flush is the caller's (runtime)."""
+        """Cut on every tick or wake-up until `stop`; the final flush is the caller's (runtime)."""
+        next_tick = time.monotonic() + self._flush_interval_s
         while not stop.is_set():
-            self._wake.wait(self._flush_interval_s)
+            self._wake.wait(max(0.0, next_tick - time.monotonic()))
             self._wake.clear()
             if stop.is_set():
                 break
-            self.flush()
+            if time.monotonic() >= next_tick:
+                self.flush()
+                next_tick = time.monotonic() + self._flush_interval_s
+            else:
+                self.flush(full=False)
+            if self._pending is not None:
+                # The spool refused a write; full rings would wake us on every append otherwise.
+                stop.wait(min(1.0, self._flush_interval_s))
 
-    def flush(self) -> int:
-        """Drain every ring into the spool now; returns points made durable. Thread-safe."""
+    def flush(self, full: bool = True) -> int:
+        """Cut into the spool now; returns points made durable. Thread-safe.
+
+        `full`: drain every ring; else only rings at `max_points` (whole batches) or whose source
+        asked for a flush.
+        """
         with self._flush_lock:
             if self._pending is not None and not self._commit(self._pending):
                 return 0
             self._pending = None
-            pending = self._cut()
+            pending = self._cut(full)
             if pending is None:
                 return 0
             points = sum(n for _, _, n in pending.encoded)
@@ -106,11 +122,19 @@ class Batcher:
                 return 0
             return points
 
-    def _cut(self) -> _Pending | None:
+    def _drain(self, ring: Ring, full: bool) -> Drained | None:
+        if full or ring.flush_requested():
+            return ring.drain()
+        whole = len(ring) // self._max_points * self._max_points
+        return ring.drain(whole) if whole else None
+
+    def _cut(self, full: bool = True) -> _Pending | None:
         started = time.perf_counter()
         with self._steps_lock:
+            # A clock step must reach every point held at the step: those cuts take everything.
+            full = full or bool(self._steps)
             steps, self._steps = self._steps, []
-            drains = [(ring, ring.drain()) for ring in self._rings]
+            drains = [(ring, d) for ring in self._rings if (d := self._drain(ring, full)) is not None]
         for step in steps:
             for _, drained in drains:
                 repair_drained(drained, step)

@@ -87,6 +87,7 @@ class Ring:
         self._listeners: list[Callable[[int], None]] = []
         self._wake: Callable[[], None] | None = None
         self._wake_at = capacity
+        self._flush_requested = False
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -165,10 +166,17 @@ class Ring:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def drain(self) -> Drained:
+    def drain(self, limit: int | None = None) -> Drained:
+        """Take everything, or with `limit` only the oldest `limit` points (no log records then).
+
+        A partial drain reports only the tokens it fully covers: everything below the oldest token
+        still held, so a message whose points straddle the cut is not acknowledged early.
+        """
         with self._lock:
-            out = Drained(max_token=self._max_token)
             n, head, cap = self._count, self._head, self.capacity
+            if limit is not None:
+                return self._drain_oldest(max(0, min(limit, n)))
+            out = Drained(max_token=self._max_token)
             first = min(n, cap - head)
             int_columns: tuple[tuple[array[int], array[int]], ...] = (
                 (self._sid, out.series_ids),
@@ -186,7 +194,37 @@ class Ring:
             out.logs = [record for record, _ in self._logs]
             self._logs.clear()
             self._log_bytes = 0
+            self._flush_requested = False
             return out
+
+    def _drain_oldest(self, n: int) -> Drained:
+        head, cap = self._head, self.capacity
+        first = min(n, cap - head)
+        out = Drained()
+        int_columns: tuple[tuple[array[int], array[int]], ...] = (
+            (self._sid, out.series_ids),
+            (self._time, out.times_ns),
+            (self._int, out.ints),
+            (self._flags, out.flags),
+        )
+        for src, dst in int_columns:
+            dst.extend(src[head : head + first])
+            dst.extend(src[0 : n - first])
+        out.floats.extend(self._float[head : head + first])
+        out.floats.extend(self._float[0 : n - first])
+        self._head = (head + n) % cap
+        self._count -= n
+        out.max_token = self._covered_token()
+        return out
+
+    def _covered_token(self) -> int:
+        """The highest token none of whose points or records is still held (lock held)."""
+        head, count, cap = self._head, self._count, self.capacity
+        first = min(count, cap - head)
+        held = [t for t in self._token[head : head + first] if t]
+        held += [t for t in self._token[0 : count - first] if t]
+        held += [t for _, t in self._logs if t]
+        return min(self._max_token, min(held) - 1) if held else self._max_token
 
     def __len__(self) -> int:
         return self._count
@@ -218,8 +256,15 @@ class Ring:
         A broker stops sending after its in-flight window, and acks wait for durability, so
         waiting for the next `flush_interval` would throttle a QoS 1 stream to a crawl.
         """
+        with self._lock:
+            self._flush_requested = True
         if self._wake is not None:
             self._wake()
+
+    def flush_requested(self) -> bool:
+        """Whether a source asked for everything to be cut (cleared by a full drain)."""
+        with self._lock:
+            return self._flush_requested
 
     def _maybe_wake(self) -> None:
         if self._wake is not None and self._count >= self._wake_at:

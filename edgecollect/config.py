@@ -75,8 +75,8 @@ class BufferConfig:
 
 @dataclass(frozen=True, slots=True)
 class BatchConfig:
-    flush_interval: Duration = _TEN_SECONDS
-    max_points: int = 5000
+    flush_interval: Duration = _TEN_SECONDS  # every ring is cut at least this often
+    max_points: int = 5000  # per batch; a ring that fills to this is cut early, in whole batches
 
     def __post_init__(self) -> None:
         if self.max_points < 1:

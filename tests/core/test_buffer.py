@@ -94,3 +94,17 @@ def test_context_rejects_integers_the_ring_cannot_hold_instead_of_crashing(telem
     assert ctx.emit([Point(s, 1 << 63), Point(s, -(1 << 63) - 1), Point(s, float("nan")), Point(s, 5)]) == 1
     rejected = telemetry.find("edgecollect.test.points_rejected", source="test")
     assert rejected is not None and rejected.snapshot() == {"out_of_range": 2, "not_finite": 1}
+
+
+def test_a_limited_drain_takes_the_oldest_across_the_wrap_and_keeps_the_rest(telemetry: Telemetry) -> None:
+    ring = make_ring(telemetry, capacity=5)
+    for i in range(8):  # drop_oldest: the ring now holds 3..7 and its head has wrapped
+        ring.append(i, i, i)
+    ring.append_log(LogRecord(time_ns=1, severity_number=9, severity_text="INFO", body="stays"))
+    first = ring.drain(3)
+    assert list(first.series_ids) == [3, 4, 5] and first.logs == []
+    assert list(first.ints) == [3, 4, 5]
+    assert len(ring) == 2 and ring.log_count() == 1
+    ring.append(8, 8, 8)
+    rest = ring.drain()
+    assert list(rest.series_ids) == [6, 7, 8] and len(rest.logs) == 1
