@@ -22,6 +22,7 @@ import psutil
 
 from edgecollect.batcher import Batcher
 from edgecollect.buffer import Ring
+from edgecollect.config import BatchConfig
 from edgecollect.model import Resource, Series, SeriesRegistry, attrs
 from edgecollect.spool import Spool
 from edgecollect.telemetry import Telemetry
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--series", type=int, default=200)
     parser.add_argument("--ring", type=int, default=100_000)
+    parser.add_argument("--max-points", type=int, default=BatchConfig().max_points, help="batch.max_points")
     args = parser.parse_args()
 
     baseline_rss = psutil.Process().memory_info().rss
@@ -77,7 +79,7 @@ def main() -> None:
             spool.append,
             telemetry,
             flush_interval_s=10.0,
-            max_points=5000,
+            max_points=args.max_points,
         )
         stop = threading.Event()
         threading.Thread(target=batcher.run, args=(stop,), daemon=True).start()
@@ -92,7 +94,8 @@ def main() -> None:
         sent = 0
         next_report = start + 10
         print(f"machine: {machine()}")
-        print(f"rate={args.rate}/s seconds={args.seconds} series={args.series} ring={args.ring}")
+        print(f"rate={args.rate}/s seconds={args.seconds} series={args.series} ring={args.ring} "
+          f"max_points={args.max_points}")
         print(f"t=0s rss={rss_start / 1e6:.1f} MB")
         i = 0
         while time.monotonic() - start < args.seconds:
