@@ -173,31 +173,21 @@ class Ring:
         still held, so a message whose points straddle the cut is not acknowledged early.
         """
         with self._lock:
-            n, head, cap = self._count, self._head, self.capacity
             if limit is not None:
-                return self._drain_oldest(max(0, min(limit, n)))
-            out = Drained(max_token=self._max_token)
-            first = min(n, cap - head)
-            int_columns: tuple[tuple[array[int], array[int]], ...] = (
-                (self._sid, out.series_ids),
-                (self._time, out.times_ns),
-                (self._int, out.ints),
-                (self._flags, out.flags),
-            )
-            for src, dst in int_columns:
-                dst.extend(src[head : head + first])
-                dst.extend(src[0 : n - first])
-            out.floats.extend(self._float[head : head + first])
-            out.floats.extend(self._float[0 : n - first])
+                out = self._take_oldest(max(0, min(limit, self._count)))
+                out.max_token = self._covered_token()
+                return out
+            out = self._take_oldest(self._count)
+            out.max_token = self._max_token
             self._head = 0
-            self._count = 0
             out.logs = [record for record, _ in self._logs]
             self._logs.clear()
             self._log_bytes = 0
             self._flush_requested = False
             return out
 
-    def _drain_oldest(self, n: int) -> Drained:
+    def _take_oldest(self, n: int) -> Drained:
+        """Move the oldest `n` points out of the ring (lock held)."""
         head, cap = self._head, self.capacity
         first = min(n, cap - head)
         out = Drained()
@@ -214,7 +204,6 @@ class Ring:
         out.floats.extend(self._float[0 : n - first])
         self._head = (head + n) % cap
         self._count -= n
-        out.max_token = self._covered_token()
         return out
 
     def _covered_token(self) -> int:
