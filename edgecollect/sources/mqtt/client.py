@@ -13,8 +13,8 @@ connection are forgotten (the broker redelivers them: duplicates, never loss).
 
 In-flight cap: paho cannot pause reads, so the cap is the broker's: with MQTT 5 we send Receive
 Maximum = `max_unacked`; with 3.1.1 the broker's own limit applies (mosquitto
-`max_inflight_messages`, default 20). When messages wait for acks we ask the batcher to cut early
-(`Ring.request_flush`, when the ring offers it), so a small broker window still flows.
+`max_inflight_messages`, default 20). When that window holds up the stream we ask the batcher to
+cut early (`Ring.request_flush`, when the ring offers it); pacing.py decides when.
 """
 
 from __future__ import annotations
@@ -41,10 +41,11 @@ from edgecollect.model import Parsed, Point, Series
 from edgecollect.sources.base import SourceContext
 from edgecollect.sources.mqtt.config import MqttConfig
 from edgecollect.sources.mqtt.formats import DEFAULT_PREFIXES, PARSERS, Message, Metadata, Parser, Rule
+from edgecollect.sources.mqtt.pacing import FlushPacer
 
 log = logging.getLogger(__name__)
 
-IDLE_FLUSH_S = 0.05  # no message for this long while acks are owed: the broker window is full
+FLUSH_REQUEST_EVERY_S = 0.05  # at most one early-cut request this often
 LOG_EVERY_S = 10.0  # at most one log line per outcome this often
 
 
@@ -113,7 +114,8 @@ class MqttSource:
         self._token = 0
         self._generation = 0
         self._connected = False
-        self._last_message = 0.0
+        self._pacer = FlushPacer(cfg.max_unacked)
+        self._flush_requests = ctx.counter("flush_requests", "reason")
         self._last_flush_request = 0.0
         self._logged: dict[str, float] = {}
         self._client: mqtt.Client | None = None
@@ -246,7 +248,7 @@ class MqttSource:
             with self._lock:
                 if not self._pending:
                     break
-            self._maybe_request_flush()
+            self._maybe_request_flush(stopping=True)
             if client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
             self._ack_durable(client)
@@ -302,7 +304,7 @@ class MqttSource:
         self._connected = False
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._last_message = time.monotonic()
+        self._pacer.message(time.monotonic())
         token = 0
         if msg.qos > 0:
             self._token += 1
@@ -367,18 +369,19 @@ class MqttSource:
         if acks:
             self._acks.inc("durable", len(acks))
 
-    def _maybe_request_flush(self) -> None:
+    def _maybe_request_flush(self, stopping: bool = False) -> None:
         now = time.monotonic()
+        if now - self._last_flush_request < FLUSH_REQUEST_EVERY_S:
+            return
         with self._lock:
             owed = len(self._pending)
-        idle = now - self._last_message >= IDLE_FLUSH_S
-        if not owed or not (idle or owed >= self._cfg.max_unacked // 2):
-            return
-        if now - self._last_flush_request < IDLE_FLUSH_S:
+        reason = ("stopping" if owed else None) if stopping else self._pacer.reason(owed, now)
+        if reason is None:
             return
         self._last_flush_request = now
         request = getattr(self._ctx.ring, "request_flush", None)
         if callable(request):
+            self._flush_requests.inc(reason)
             request()
 
     # -- logging --------------------------------------------------------------------------------

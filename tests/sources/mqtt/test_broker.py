@@ -8,6 +8,7 @@ test_crash.py runs the whole agent.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -301,8 +302,45 @@ def test_owed_acks_ask_for_an_early_flush_so_a_small_broker_window_keeps_flowing
         total = 1000
         pub.wait_published([pub.publish(f"fl{tag}/d/v", str(i)) for i in range(total)])
         wait_until(lambda: len(read_values(sink_path)) >= total, 25, "all values durable long before 30 s")
-        print(f"\nflush requests {ring.flush_requests}, sink batches {sink.batches}, acks {src.counter('acks')}")
+        print(f"\nflush requests {src.counter('flush_requests')}, sink batches {sink.batches}, "
+              f"acks {src.counter('acks')}")
         assert ring.flush_requests >= 1  # without them nothing would be durable before 30 s
+        assert sorted(read_values(sink_path)) == [float(i) for i in range(total)]
+    finally:
+        pub.close()
+        src.stop()
+        sink.close()
+
+
+def test_a_slow_qos1_stream_waits_for_the_tick_instead_of_a_batch_per_message(
+    running_broker: Broker, tmp_path: Path,
+) -> None:
+    """A sensor every 0.2 s never fills the broker's window, so its acks can wait for the batcher's
+    tick: asking for a cut whenever the stream paused made a batch (and an fsync) of every message."""
+    broker = running_broker
+    tag = uuid.uuid4().hex[:8]
+    ctx = make_context()
+    telemetry = ctx.telemetry
+    ring = FlushingRing(ctx.name, 100_000, "drop_oldest", telemetry.counter("buffer", "dropped", "policy"),
+                        telemetry.counter("buffer", "logs_dropped", "policy"))
+    ctx.ring = ring
+    src = Running(config(broker, f"slow-{tag}", f"sl{tag}/{{device}}/{{metric}}"), ctx)
+    sink_path = tmp_path / "sink.txt"
+    sink = FileSink(ctx, sink_path, interval_s=2.0)
+    ring.on_request = sink.wake
+    sink.start()
+    pub = Publisher(broker.host, broker.port, f"pub-{tag}")
+    total = 15
+    try:
+        wait_until(src.connected, 15, "source connected")
+        for i in range(total):
+            pub.wait_published([pub.publish(f"sl{tag}/d/v", str(i))])
+            time.sleep(0.2)
+        wait_until(lambda: len(read_values(sink_path)) >= total, 20, "every value durable at a tick")
+        wait_until(lambda: src.counter("acks").get("durable", 0) >= total, 10, "every message acked")
+        requests = src.counter("flush_requests")
+        print(f"\nflush requests {requests}, sink batches {sink.batches}")
+        assert ring.flush_requests <= 2, f"early cuts for a slow stream: {requests}"
         assert sorted(read_values(sink_path)) == [float(i) for i in range(total)]
     finally:
         pub.close()
