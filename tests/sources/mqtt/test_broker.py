@@ -277,39 +277,53 @@ class FlushingRing(Ring):
         self.on_request()
 
 
+class SourceIntoFileSink:
+    """An MqttSource on a FlushingRing, a FileSink that cuts every `tick_s` or when asked, and a
+    publisher: the source's side of the batcher contract, with its early-cut requests counted."""
+
+    def __init__(self, broker: Broker, path: Path, name: str, tick_s: float) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.topic = f"{name}{tag}/d/v"
+        ctx = make_context()
+        telemetry = ctx.telemetry
+        self.ring = FlushingRing(ctx.name, 100_000, "drop_oldest", telemetry.counter("buffer", "dropped", "policy"),
+                                 telemetry.counter("buffer", "logs_dropped", "policy"))
+        ctx.ring = self.ring
+        self.src = Running(config(broker, f"{name}-{tag}", f"{name}{tag}/{{device}}/{{metric}}"), ctx)
+        self.sink_path = path
+        self.sink = FileSink(ctx, path, interval_s=tick_s)
+        self.ring.on_request = self.sink.wake
+        self.sink.start()
+        self.pub = Publisher(broker.host, broker.port, f"pub-{tag}")
+        wait_until(self.src.connected, 15, "source connected")
+
+    def values(self) -> list[float]:
+        return read_values(self.sink_path)
+
+    def close(self) -> None:
+        self.pub.close()
+        self.src.stop()
+        self.sink.close()
+
+
 def test_owed_acks_ask_for_an_early_flush_so_a_small_broker_window_keeps_flowing(
     running_broker: Broker, tmp_path: Path,
 ) -> None:
     """MQTT 3.1.1 leaves the in-flight window to the broker (mosquitto: max_inflight_messages, 20 by
     default). With a batcher that cuts only every 30 s, nothing would be durable (and acked) for 30 s
     and the stream would stall behind the window; because the source asks for a flush when it owes
-    acks and the stream has paused, 1,000 messages are durable in a few early batches."""
-    broker = running_broker
-    tag = uuid.uuid4().hex[:8]
-    ctx = make_context()
-    telemetry = ctx.telemetry
-    ring = FlushingRing(ctx.name, 100_000, "drop_oldest", telemetry.counter("buffer", "dropped", "policy"),
-                        telemetry.counter("buffer", "logs_dropped", "policy"))
-    ctx.ring = ring
-    src = Running(config(broker, f"flush-{tag}", f"fl{tag}/{{device}}/{{metric}}"), ctx)
-    sink_path = tmp_path / "sink.txt"
-    sink = FileSink(ctx, sink_path, interval_s=30.0)
-    ring.on_request = sink.wake
-    sink.start()
-    pub = Publisher(broker.host, broker.port, f"pub-{tag}")
+    acks and the stream has stalled, 1,000 messages are durable in a few early batches."""
+    run = SourceIntoFileSink(running_broker, tmp_path / "sink.txt", "fl", tick_s=30.0)
     try:
-        wait_until(src.connected, 15, "source connected")
         total = 1000
-        pub.wait_published([pub.publish(f"fl{tag}/d/v", str(i)) for i in range(total)])
-        wait_until(lambda: len(read_values(sink_path)) >= total, 25, "all values durable long before 30 s")
-        print(f"\nflush requests {src.counter('flush_requests')}, sink batches {sink.batches}, "
-              f"acks {src.counter('acks')}")
-        assert ring.flush_requests >= 1  # without them nothing would be durable before 30 s
-        assert sorted(read_values(sink_path)) == [float(i) for i in range(total)]
+        run.pub.wait_published([run.pub.publish(run.topic, str(i)) for i in range(total)])
+        wait_until(lambda: len(run.values()) >= total, 25, "all values durable long before 30 s")
+        print(f"\nflush requests {run.src.counter('flush_requests')}, sink batches {run.sink.batches}, "
+              f"acks {run.src.counter('acks')}")
+        assert run.ring.flush_requests >= 1  # without them nothing would be durable before 30 s
+        assert sorted(run.values()) == [float(i) for i in range(total)]
     finally:
-        pub.close()
-        src.stop()
-        sink.close()
+        run.close()
 
 
 def test_a_slow_qos1_stream_waits_for_the_tick_instead_of_a_batch_per_message(
@@ -317,35 +331,20 @@ def test_a_slow_qos1_stream_waits_for_the_tick_instead_of_a_batch_per_message(
 ) -> None:
     """A sensor every 0.2 s never fills the broker's window, so its acks can wait for the batcher's
     tick: asking for a cut whenever the stream paused made a batch (and an fsync) of every message."""
-    broker = running_broker
-    tag = uuid.uuid4().hex[:8]
-    ctx = make_context()
-    telemetry = ctx.telemetry
-    ring = FlushingRing(ctx.name, 100_000, "drop_oldest", telemetry.counter("buffer", "dropped", "policy"),
-                        telemetry.counter("buffer", "logs_dropped", "policy"))
-    ctx.ring = ring
-    src = Running(config(broker, f"slow-{tag}", f"sl{tag}/{{device}}/{{metric}}"), ctx)
-    sink_path = tmp_path / "sink.txt"
-    sink = FileSink(ctx, sink_path, interval_s=2.0)
-    ring.on_request = sink.wake
-    sink.start()
-    pub = Publisher(broker.host, broker.port, f"pub-{tag}")
+    run = SourceIntoFileSink(running_broker, tmp_path / "sink.txt", "sl", tick_s=2.0)
     total = 15
     try:
-        wait_until(src.connected, 15, "source connected")
         for i in range(total):
-            pub.wait_published([pub.publish(f"sl{tag}/d/v", str(i))])
+            run.pub.wait_published([run.pub.publish(run.topic, str(i))])
             time.sleep(0.2)
-        wait_until(lambda: len(read_values(sink_path)) >= total, 20, "every value durable at a tick")
-        wait_until(lambda: src.counter("acks").get("durable", 0) >= total, 10, "every message acked")
-        requests = src.counter("flush_requests")
-        print(f"\nflush requests {requests}, sink batches {sink.batches}")
-        assert ring.flush_requests <= 2, f"early cuts for a slow stream: {requests}"
-        assert sorted(read_values(sink_path)) == [float(i) for i in range(total)]
+        wait_until(lambda: len(run.values()) >= total, 20, "every value durable at a tick")
+        wait_until(lambda: run.src.counter("acks").get("durable", 0) >= total, 10, "every message acked")
+        requests = run.src.counter("flush_requests")
+        print(f"\nflush requests {requests}, sink batches {run.sink.batches}")
+        assert run.ring.flush_requests <= 2, f"early cuts for a slow stream: {requests}"
+        assert sorted(run.values()) == [float(i) for i in range(total)]
     finally:
-        pub.close()
-        src.stop()
-        sink.close()
+        run.close()
 
 
 def test_qos2_subscription_is_acked_after_durability(running_broker: Broker, tmp_path: Path) -> None:
