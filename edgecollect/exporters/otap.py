@@ -92,8 +92,8 @@ class _Stream:
             request_serializer=pb.BatchArrowRecords.SerializeToString,
             response_deserializer=pb.BatchStatus.FromString,
         )
-        self._call: Any = method(self._outgoing(), metadata=metadata,
-                                 compression=grpc_compression(owner.cfg, "gzip"))
+        self.compression = owner.compression
+        self._call: Any = method(self._outgoing(), metadata=metadata, compression=self.compression)
         self._reader = threading.Thread(target=self._read, name=f"otap-{signal}", daemon=True)
         self._reader.start()
 
@@ -181,6 +181,12 @@ class _Stream:
         elif code == grpc.StatusCode.CANCELLED and cancelled:
             reason = cancelled
             detail = f"{cfg.endpoint}: no BatchStatus within {cfg.timeout:g}s; stream cancelled"
+        elif (code == grpc.StatusCode.UNIMPLEMENTED and "grpc-encoding" in details
+              and self.compression != grpc.Compression.NoCompression):
+            # A server without our codec: not a reason to leave Arrow, nor to back off.
+            self.owner.uncompressed(details)
+            reason, backoff = "compression", False
+            detail = f"{cfg.endpoint} cannot decompress gzip: {details}"
         elif code == grpc.StatusCode.UNIMPLEMENTED and answered == 0 and "grpc-encoding" not in details:
             # (An unsupported `compression` also answers UNIMPLEMENTED: that is config, not Arrow.)
             self.owner.unimplemented(self.signal, self, details)
@@ -219,6 +225,7 @@ class OtapExporter:
         self._rng = rng or random.Random()
         self._encoder_factory = encoder_factory
         self._otlp = OtlpGrpcExporter(cfg, telemetry, wake, channel=self.channel)
+        self.compression = grpc_compression(cfg, "gzip")
         self._lanes = {s: _Lane(s, retiring=[]) for s in SIGNALS}
         self._events: collections.deque[Delivery | tuple[str, Signal, _Stream, str]] = collections.deque()
         self._strikes: dict[int, int] = {}
@@ -239,6 +246,13 @@ class OtapExporter:
     def strike(self, spool_id: int) -> None:
         with self._strike_lock:
             self._strikes[spool_id] = self._strikes.get(spool_id, 0) + 1
+
+    def uncompressed(self, details: str) -> None:
+        """The server refused our gRPC compression: open every later stream without it."""
+        if self.compression != grpc.Compression.NoCompression:
+            log.warning("upstream %s cannot decompress gzip (%s); sending OTAP uncompressed",
+                        self.cfg.endpoint, details)
+            self.compression = grpc.Compression.NoCompression
 
     def unimplemented(self, signal: Signal, stream: _Stream, details: str) -> None:
         self._events.append(("unimplemented", signal, stream, details))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -29,6 +30,7 @@ from tests.exporters.conftest import (
     metric_values,
     wait_until,
 )
+from tests.interop.sink import BINARY_NO_GZIP, Sink, build_sink
 
 pytestmark = pytest.mark.integration
 
@@ -178,6 +180,30 @@ def test_arrow_is_probed_again_after_a_fallback(make_sink: Any, filler: Filler) 
         assert fwd.status()["modes"] == {"metrics": "otap", "logs": "otap"}
     assert counter(filler, "arrow_reprobes").get("", 0) >= 1
     assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "re-probe")
+
+
+@pytest.mark.parametrize("protocol", ["otap", "otlp_grpc"])
+def test_a_server_without_gzip_gets_uncompressed_requests(
+    filler: Filler, tmp_path: Path, protocol: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """compression = "auto" sends gzip; a gRPC server without that codec answers UNIMPLEMENTED
+    (grpc-go: "Decompressor is not installed"). That is no reason to leave Arrow, nor to back off:
+    the exporter steps down to uncompressed requests on the same protocol and resends."""
+    sink = Sink(tmp_path / "nogzip.jsonl", binary=build_sink(BINARY_NO_GZIP, tags=("nogzip",))).start()
+    try:
+        for _ in range(5):
+            filler.metrics(100)
+        filler.logs(3)
+        with caplog.at_level(logging.WARNING), forwarding(config(sink.grpc_address, protocol=protocol), filler) as fwd:
+            wait_until(lambda: spool_empty(filler), 30, "the spool to drain")
+            assert fwd.status()["modes"] == {"metrics": protocol, "logs": protocol}
+    finally:
+        sink.stop()
+    assert {r["via"] for r in sink.records()} == {protocol}
+    assert counter(filler, "fallbacks") == {}
+    assert any("uncompressed" in r.getMessage() for r in caplog.records)
+    assert_all_arrived(filler.values, metric_values(sink.records("metrics")), f"{protocol} without gzip")
+    assert sorted(log_bodies(sink.records("logs"))) == sorted(filler.log_bodies)
 
 
 @pytest.mark.parametrize("protocol", ["otlp_grpc", "otlp_http"])

@@ -27,8 +27,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	// A real collector accepts gzip-compressed gRPC; register the codec so the sink does too.
-	_ "google.golang.org/grpc/encoding/gzip"
 )
 
 type sink struct {

@@ -52,6 +52,8 @@ __all__ = [
 
 INTEROP_DIR = Path(__file__).resolve().parent
 BINARY = INTEROP_DIR / "bin" / "sink"
+# Built with -tags nogzip: a gRPC server without the gzip codec, as some OTLP servers are.
+BINARY_NO_GZIP = INTEROP_DIR / "bin" / "sink-nogzip"
 
 Record = dict[str, Any]
 """One parsed out-file line (see README.md for the fields)."""
@@ -83,8 +85,10 @@ def _is_fresh(binary: Path) -> bool:
     return all(src.stat().st_mtime < built for src in _sources())
 
 
-def build_sink(binary: Path = BINARY, *, force: bool = False, timeout: float = 900.0) -> Path:
-    """Build the sink with ``go build`` unless ``binary`` is newer than every source file.
+def build_sink(
+    binary: Path = BINARY, *, tags: tuple[str, ...] = (), force: bool = False, timeout: float = 900.0
+) -> Path:
+    """Build the sink with ``go build [-tags …]`` unless ``binary`` is newer than every source file.
 
     Safe to call from several processes at once (a lock file serialises builds).
     Dependencies come from the Go module proxy; the first build from an empty
@@ -103,7 +107,7 @@ def build_sink(binary: Path = BINARY, *, force: bool = False, timeout: float = 9
         tmp = binary.with_name(binary.name + ".tmp")
         try:
             proc = subprocess.run(
-                [go, "build", "-o", str(tmp), "."],
+                [go, "build", *(["-tags", ",".join(tags)] if tags else []), "-o", str(tmp), "."],
                 cwd=INTEROP_DIR,
                 capture_output=True,
                 text=True,
