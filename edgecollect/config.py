@@ -120,7 +120,7 @@ class Config:
     batch: BatchConfig = field(default_factory=BatchConfig)
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     sources: SourcesConfig = field(default_factory=SourcesConfig)
-    upstream: Any = None  # UpstreamConfig from edgecollect.exporters.base; None: offline
+    upstream: Any = None  # UpstreamConfig from edgecollect.exporters.upstream; None: offline
     path: str = "<defaults>"
 
     def state_dir(self) -> Path:
@@ -242,7 +242,7 @@ class _Loader:
     def upstream(self, data: object) -> Any:
         if data is None:
             return None
-        cls = importlib.import_module("edgecollect.exporters.base").UpstreamConfig
+        cls = importlib.import_module("edgecollect.exporters.upstream").UpstreamConfig
         return self.convert(data, cls, ("upstream",))
 
     def convert(self, value: object, hint: Any, path: PathKey) -> Any:

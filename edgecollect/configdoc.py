@@ -125,7 +125,7 @@ def render() -> str:
         lines.append(f"# Any number of {kind} sources, each an array-of-tables entry.")
         _render(getattr(importlib.import_module(module), name), f"sources.{kind}", lines, array=True)
     lines.append("# Where to forward. Absent: offline, everything stays in the spool.")
-    upstream = importlib.import_module("edgecollect.exporters.base").UpstreamConfig
+    upstream = importlib.import_module("edgecollect.exporters.upstream").UpstreamConfig
     _render(upstream, "upstream", lines, array=False)
     text = "\n".join(lines).rstrip() + "\n"
     # The upstream table itself must stay commented out: its presence turns forwarding on.

@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 
 from edgecollect.errors import UpstreamFault
-from edgecollect.exporters.base import TlsConfig
+from edgecollect.exporters.upstream import TlsConfig
 
 # Substrings of grpc-core / BoringSSL / OpenSSL errors that mean the handshake failed.
 _TLS_MARKERS = ("ssl", "tls", "handshake", "certificate", "x509")

@@ -13,7 +13,7 @@ Data (synthetic, shaped like the real thing):
 Spooled batches of `--intervals` seconds go through, each as ONE stream:
 * ours: OtapStreamEncoder (IPC zstd, and IPC none), BAR bytes raw and with gRPC message compression
   (gzip is what grpcio can send; zstd shown for comparison with the Go exporter's default);
-* OTLP: ExportMetricsServiceRequest from edgecollect.exporters.otlp.metrics_request, raw/gzip/zstd;
+* OTLP: ExportMetricsServiceRequest from edgecollect.exporters.otlp_map.metrics_request, raw/gzip/zstd;
 * Go: the reference `arrow_record.Producer` (tests/interop sink `produce`, IPC zstd, its default), raw
   and with gRPC zstd (the Go exporter's default) or gzip.
 gRPC compression is applied per message (gzip level 6 as grpcio; zstd level 3 as the collector's
@@ -45,7 +45,7 @@ from google.protobuf import json_format
 from edgecollect.batch import Rows, build_metrics
 from edgecollect.buffer import FLAG_INT
 from edgecollect.exporters.otap_encode import OtapStreamEncoder
-from edgecollect.exporters.otlp import metrics_request
+from edgecollect.exporters.otlp_map import metrics_request
 from edgecollect.model import Kind, Resource, Series, SeriesRegistry, attrs
 
 T0 = 1_764_000_000_000_000_000

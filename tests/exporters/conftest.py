@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from edgecollect.batch import Rows, build_logs, build_metrics, to_ipc
-from edgecollect.exporters.base import Forwarder, UpstreamConfig
+from edgecollect.exporters.base import Forwarder
+from edgecollect.exporters.upstream import UpstreamConfig
 from edgecollect.model import KINDS, LogRecord, Resource, Series, SeriesRegistry, attrs
 from edgecollect.spool import Spool
 from edgecollect.telemetry import Telemetry
@@ -128,7 +129,7 @@ def filler(tmp_path: Path) -> Filler:
 
 def config(endpoint: str, **overrides: Any) -> UpstreamConfig:
     """A test config: plaintext unless TLS is given, fast backoff."""
-    from edgecollect.exporters.base import TlsConfig
+    from edgecollect.exporters.upstream import TlsConfig
 
     base: dict[str, Any] = {"tls": TlsConfig(insecure=True), "retry_initial": 0.05, "retry_max": 0.5}
     base.update(overrides)

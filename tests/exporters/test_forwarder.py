@@ -15,10 +15,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from edgecollect.exporters.base import UpstreamConfig
 from edgecollect.exporters.otap import OtapExporter
 from edgecollect.exporters.otap_encode import OtapStreamEncoder
 from edgecollect.exporters.proto import arrow_service_pb2 as pb
+from edgecollect.exporters.upstream import UpstreamConfig
 from edgecollect.telemetry import Telemetry
 from tests.exporters.conftest import (
     Filler,

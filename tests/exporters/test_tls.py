@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from edgecollect.exporters.base import TlsConfig, UpstreamConfig
 from edgecollect.exporters.tls import grpc_credentials, ssl_context, system_ca_bundle, tls_failure
+from edgecollect.exporters.upstream import TlsConfig, UpstreamConfig
 from tests.exporters.conftest import Filler, assert_all_arrived, config, forwarding, metric_values, wait_until
 
 HOUR, DAY = datetime.timedelta(hours=1), datetime.timedelta(days=1)
