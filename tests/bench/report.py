@@ -130,9 +130,10 @@ def markdown(results: dict[str, Any], images: list[str]) -> str:
                 f"MQTT QoS 1 is bounded by the acknowledgement window: the agent acks a message only once its batch "
                 f"is fsync'd, and mosquitto sends a client at most `max_inflight_messages` unacknowledged messages "
                 f"(default 20). These runs use {window} on both sides (mosquitto `max_inflight_messages`, the "
-                f"agent's `max_unacked`). The agent cuts a batch early when `max_unacked / 2` messages are owed or "
-                f"the stream pauses, so with `max_unacked` above twice the broker's window a steady stream waits "
-                f"for `flush_interval` instead: on this machine at the 50k target, broker window 100 and "
+                f"agent's `max_unacked`). The agent cuts a batch early when `max_unacked / 2` messages are owed, "
+                f"when the stream stalls behind the broker's window, and, once two stalls have ended at the same "
+                f"count, at half that window (`edgecollect/sources/mqtt/pacing.py`). Measured before the window "
+                f"learning, when only the first two applied, at the 50k target: broker window 100 and "
                 f"`max_unacked = 5000` gave 5.3k MQTT points/s, window 1000 with 5000 gave 7.9k, and 1000 with 1000 "
                 f"gave 14.8k.", ""]
         out += ["![footprint](footprint.png)", "", "![RSS over time](rss_over_time.png)", ""]
