@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecollect.sources.serial.framing import slf1
+from tests.chaos.harness import Agent, total, wait_for
 from tests.sources.mqtt.conftest import Broker
 from tests.sources.mqtt.mqtt_support import Publisher, subscribe_once
 
@@ -143,3 +144,13 @@ class SerialLoad:
         self.stop()
         if self.pty.master >= 0:
             self.pty.unplug()
+
+
+def start_loads(agent: Agent, serial: SerialLoad, mqtt: MqttLoad) -> None:
+    """Once the agent is up and has its serial port open, start both loads from a clean frame edge."""
+    agent.wait_up()
+    wait_for(lambda: total(agent.counter("edgecollect.serial.port_opens")) >= 1, 30, "the serial port opened")
+    serial.resync()
+    serial.paused.clear()
+    mqtt.start()
+    serial.start()

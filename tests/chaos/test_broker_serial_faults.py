@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.chaos.harness import Agent, Tally, agent_toml, report, rng, scale, sink_points, total, wait_for
-from tests.chaos.load import MqttLoad, SerialLoad
+from tests.chaos.load import MqttLoad, SerialLoad, start_loads
 from tests.sources.mqtt.conftest import Broker
 
 pytestmark = pytest.mark.integration
@@ -48,12 +48,7 @@ def test_broker_restarts_and_serial_unplugs_during_load_lose_nothing(
         return agent.counter("edgecollect.serial.frames").get("ok", 0)
 
     try:
-        agent.wait_up()
-        wait_for(lambda: opens() >= 1, 30, "the serial port opened")
-        serial.resync()
-        serial.paused.clear()
-        mqtt.start()
-        serial.start()
+        start_loads(agent, serial, mqtt)
         for i in range(ROUNDS):
             chaos_broker.restart()
             wait_for(lambda: mqtt.pub.connected.is_set(), 30, f"round {i}: publisher reconnected")

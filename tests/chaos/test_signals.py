@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.harness import Agent, Tally, agent_toml, report, scale, spool_points, total, wait_for
-from tests.chaos.load import MqttLoad, SerialLoad
+from tests.chaos.load import MqttLoad, SerialLoad, start_loads
 from tests.sources.mqtt.conftest import Broker
 
 pytestmark = pytest.mark.integration
@@ -47,12 +47,7 @@ def test_reload_and_stop_under_load_keep_everything_read(
         return float((agent.status() or {}).get("uptime_s", 1e9))
 
     try:
-        agent.wait_up()
-        wait_for(lambda: opens() >= 1, 30, "the serial port opened")
-        serial.resync()
-        serial.paused.clear()
-        mqtt.start()
-        serial.start()
+        start_loads(agent, serial, mqtt)
         for i in range(RELOADS + 1):
             wait_for(lambda: len(serial.written) > base + 50, 30, "frames flowing")  # noqa: B023 - used at once
             serial.paused.set()
