@@ -153,7 +153,7 @@ def load(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(name, None, "(file)", "a readable TOML file", exc.strerror or str(exc)) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(name, None, "(file)", "UTF-8 text", "invalid bytes") from exc
-    return loads(text, name, base_dir=Path(path).absolute().parent)
+    return loads(text, name, base_dir=Path(os.path.abspath(path)).parent)
 
 
 _TOML_POS = re.compile(r"\(at line (\d+), column \d+\)")
