@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NewType
 
+from edgecollect.tomlpos import dotted
+
 Size = NewType("Size", int)  # bytes
 Duration = NewType("Duration", float)  # seconds
 Secret = NewType("Secret", str)  # env:NAME | file:PATH | literal
@@ -136,7 +138,7 @@ class FieldError(ValueError):
         self.key: tuple[str | int, ...] = tuple(key.split(".")) if isinstance(key, str) else key
         self.expected = expected
         self.found = found
-        super().__init__(f"{'.'.join(str(k) for k in self.key)}: expected {expected}")
+        super().__init__(f"{dotted(self.key)}: expected {expected}")
 
 
 def resolve_secret(secret: str) -> str:

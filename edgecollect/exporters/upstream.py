@@ -25,9 +25,9 @@ class TlsConfig:
     def __post_init__(self) -> None:
         if bool(self.cert_file) != bool(self.key_file):
             given = "cert_file" if self.cert_file else "key_file"
-            raise FieldError(given, "cert_file and key_file together (mTLS needs both), or neither")
+            raise FieldError(given, "tls.cert_file and tls.key_file together (mTLS needs both), or neither")
         if self.insecure and (self.ca_file or self.cert_file):
-            raise FieldError("insecure", "either insecure = true (plaintext) or certificate files, not both")
+            raise FieldError("insecure", "either tls.insecure = true (plaintext) or certificate files, not both")
 
 
 _ONE_SECOND, _TEN_SECONDS, _THIRTY_SECONDS = Duration(1.0), Duration(10.0), Duration(30.0)

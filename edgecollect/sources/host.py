@@ -30,9 +30,9 @@ _TEN_SECONDS = Duration(10.0)
 class HostConfig:
     enabled: bool = True
     interval: Annotated[Duration, Range("100ms", "1d")] = _TEN_SECONDS
-    max_series: Annotated[int, Range(1, 1_000_000)] = 5_000  # this source's share of agent.max_series
     root: str = "/"  # where /proc and /sys live (tests point this at a fixture tree)
     per_cpu: bool = True
+    max_series: Annotated[int, Range(1, 1_000_000)] = 5_000  # this source's share of agent.max_series
 
     def __post_init__(self) -> None:
         if self.interval <= 0:

@@ -254,7 +254,8 @@ ON_THE_KEY_LINE = [
      "f.toml:2: upstream.endpoint: expected https://, or tls.insecure = true to allow plaintext http://, "
      "found string 'http://c:4318'"),
     ("[upstream]\nendpoint = 'c:4317'\n[upstream.tls]\nca_file = '/ca.pem'\ncert_file = '/c.pem'\n",
-     "f.toml:5: upstream.tls.cert_file: expected cert_file and key_file together (mTLS needs both), or neither, "
+     "f.toml:5: upstream.tls.cert_file: expected tls.cert_file and tls.key_file together (mTLS needs both), or "
+     "neither, "
      "found string '/c.pem'"),
     ("[upstream]\nendpoint = 'https://c:4317'\n[upstream.tls]\ninsecure = true\n",
      "f.toml:4: upstream.tls.insecure: expected false with an https:// endpoint (pick one), found boolean True"),
