@@ -28,7 +28,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from edgecollect.buffer import Overflow
-from edgecollect.configtypes import Duration, FieldError, Range, Secret, Size, parse_duration, parse_size
+from edgecollect.configtypes import (
+    Duration,
+    FieldError,
+    Range,
+    Secret,
+    Size,
+    describe,
+    parse_duration,
+    parse_size,
+    range_unit,
+    split_range,
+    type_name,
+)
 from edgecollect.errors import ConfigError
 from edgecollect.sources.host import HostConfig
 from edgecollect.tomlpos import PathKey, dotted, key_lines, line_of
@@ -215,65 +227,6 @@ def state_dir_problem(path: Path) -> str:
     return f"{probe}: exists and is not a directory"
 
 
-def _annotated(hint: Any) -> tuple[Any, Range | None]:
-    """`Annotated[X, Range(...)]` → (X, the Range); anything else → (hint, None)."""
-    if typing.get_origin(hint) is not Annotated:
-        return hint, None
-    inner, *extras = typing.get_args(hint)
-    ranges = [e for e in extras if isinstance(e, Range)]
-    return inner, ranges[0] if ranges else None
-
-
-def _unit(hint: Any) -> Any:
-    """The number type a range applies to: Size, Duration, int or float (None stripped)."""
-    if typing.get_origin(hint) in (Union, types.UnionType):
-        options = [a for a in typing.get_args(hint) if a is not type(None)]
-        return options[0] if len(options) == 1 else hint
-    return hint
-
-
-def _type_name(hint: object) -> str:
-    inner, rng = _annotated(hint)
-    if rng is not None:
-        unit = _unit(inner)
-        kind = {int: "an integer", float: "a number", Size: "a size", Duration: "a duration"}.get(unit, "a value")
-        optional = " (or leave it out)" if unit is not inner else ""
-        return f"{kind} {rng.text()}{optional}"
-    if hint is bool:
-        return "true or false"
-    if hint is int:
-        return "an integer"
-    if hint is float:
-        return "a finite number"
-    if hint is str or hint is Secret:
-        return "a string"
-    if hint is Size:
-        return 'a size such as "64MiB"'
-    if hint is Duration:
-        return 'a duration such as "10s"'
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
-    if origin in (tuple, list):
-        return "an array"
-    if origin is dict or dataclasses.is_dataclass(hint):
-        return "a table"
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint) if a is not type(None))
-    return str(hint)
-
-
-def _describe(value: object) -> str:
-    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "table"}
-    if isinstance(value, int) and value.bit_length() > 128:  # repr() refuses ints past 4300 digits
-        text = f"of {int(value.bit_length() * math.log10(2))}+ digits"
-    else:
-        text = repr(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return f"{kind.get(type(value), type(value).__name__)} {text}"
-
-
 class _Loader:
     def __init__(self, filename: str, lines: dict[PathKey, int]) -> None:
         self.filename = filename
@@ -285,7 +238,7 @@ class _Loader:
     def sources(self, data: object) -> SourcesConfig:
         path: PathKey = ("sources",)
         if not isinstance(data, dict):
-            raise self.error(path, "a table", _describe(data))
+            raise self.error(path, "a table", describe(data))
         unknown = set(data) - {"host", *ARRAY_SOURCES}
         if unknown:
             key = sorted(unknown)[0]
@@ -321,46 +274,46 @@ class _Loader:
                     return self.convert(value, option, path)
                 except ConfigError:
                     continue
-            raise self.error(path, _type_name(hint), _describe(value))
+            raise self.error(path, type_name(hint), describe(value))
         if origin is Literal:
             if value in typing.get_args(hint) and type(value) is not bool:
                 return value
-            raise self.error(path, _type_name(hint), _describe(value))
+            raise self.error(path, type_name(hint), describe(value))
         if origin in (tuple, list):
             args = typing.get_args(hint)
             if not isinstance(value, list):
-                raise self.error(path, "an array", _describe(value))
+                raise self.error(path, "an array", describe(value))
             return tuple(self.convert(v, args[0], (*path, i)) for i, v in enumerate(value))
         if origin is dict:
             _, value_hint = typing.get_args(hint)
             if not isinstance(value, dict):
-                raise self.error(path, "a table", _describe(value))
+                raise self.error(path, "a table", describe(value))
             return {str(k): self.convert(v, value_hint, (*path, k)) for k, v in value.items()}
         return self._scalar(value, hint, path)
 
     def _ranged(self, value: object, hint: Any, path: PathKey) -> Any:
         """A number with a declared Range: type and bounds are checked on the value as written,
         so nothing sized by it (a ring, a buffer) exists yet when it is refused."""
-        inner, rng = _annotated(hint)
+        inner, rng = split_range(hint)
         try:
             converted = self.convert(value, inner, path)
         except ConfigError as exc:
             if exc.key != dotted(path) or rng is None:
                 raise
-            raise self.error(path, _type_name(hint), _describe(value)) from exc
-        if rng is not None and converted is not None and not rng.contains(converted, _unit(inner)):
-            raise self.error(path, _type_name(hint), _describe(value))
+            raise self.error(path, type_name(hint), describe(value)) from exc
+        if rng is not None and converted is not None and not rng.contains(converted, range_unit(inner)):
+            raise self.error(path, type_name(hint), describe(value))
         return converted
 
     def _scalar(self, value: object, hint: Any, path: PathKey) -> Any:
         if hint is Size or hint is Duration:
             parse = parse_size if hint is Size else parse_duration
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                raise self.error(path, _type_name(hint), _describe(value))
+                raise self.error(path, type_name(hint), describe(value))
             try:
                 return parse(value)
             except ValueError as exc:
-                raise self.error(path, str(exc), _describe(value)) from exc
+                raise self.error(path, str(exc), describe(value)) from exc
         if hint is bool:
             if isinstance(value, bool):
                 return value
@@ -382,11 +335,11 @@ class _Loader:
             return value
         else:
             raise self.error(path, f"a value of a supported type (schema bug: {hint!r})")
-        raise self.error(path, _type_name(hint), _describe(value))
+        raise self.error(path, type_name(hint), describe(value))
 
     def _dataclass(self, value: object, cls: type, path: PathKey) -> Any:
         if not isinstance(value, dict):
-            raise self.error(path, "a table", _describe(value))
+            raise self.error(path, "a table", describe(value))
         hints = typing.get_type_hints(cls, include_extras=True)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "path"}
         unknown = [k for k in value if k not in fields]
@@ -397,7 +350,7 @@ class _Loader:
             if name in value:
                 kwargs[name] = self.convert(value[name], hints[name], (*path, name))
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise self.error((*path, name), _type_name(hints[name]), "nothing (required key missing)")
+                raise self.error((*path, name), type_name(hints[name]), "nothing (required key missing)")
         try:
             return cls(**kwargs)
         except FieldError as exc:
@@ -423,4 +376,4 @@ def _written(table: dict[str, Any], key: tuple[str | int, ...]) -> str:
         if not present:
             return "nothing (left at its default)"
         node = node[part]
-    return _describe(node)
+    return describe(node)

@@ -16,10 +16,10 @@ import json
 import re
 import sys
 import typing
-from typing import Annotated, Any
+from typing import Any
 
 from edgecollect.config import ARRAY_SOURCES, AgentConfig, BatchConfig, BufferConfig, SpoolConfig
-from edgecollect.configtypes import Duration, Range, Size
+from edgecollect.configtypes import Duration, Size, split_range
 from edgecollect.sources.host import HostConfig
 
 HEADER = """\
@@ -98,11 +98,8 @@ def _fmt(value: object, hint: Any) -> str:
 
 def _range(hint: Any) -> tuple[Any, str]:
     """(the type without Annotated, "[min .. max]" or "")."""
-    if typing.get_origin(hint) is not Annotated:
-        return hint, ""
-    inner, *extras = typing.get_args(hint)
-    shown = [f"[{r.text().removeprefix('from ').replace(' to ', ' .. ')}]" for r in extras if isinstance(r, Range)]
-    return inner, " ".join(shown)
+    inner, rng = split_range(hint)
+    return inner, "" if rng is None else rng.brackets()
 
 
 def _render(cls: type, table: str, lines: list[str], array: bool = False, commented: bool = False) -> None:

@@ -21,12 +21,15 @@ naming the key it blames, so the error points at that key's own line.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
+import types
+import typing
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import NewType
+from typing import Annotated, Any, Literal, NewType, Union
 
 from edgecollect.tomlpos import dotted
 
@@ -105,6 +108,10 @@ class Range:
         """How the reference config and the errors show it: 'from "100ms" to "1h"'."""
         return f"from {_show(self.low)} to {_show(self.high)}"
 
+    def brackets(self) -> str:
+        """How the reference config shows it beside the key: '["100ms" .. "1h"]'."""
+        return f"[{_show(self.low)} .. {_show(self.high)}]"
+
     def contains(self, value: float, kind: object) -> bool:
         low, high = self.bounds(kind)
         return low <= value <= high  # False for nan
@@ -122,6 +129,67 @@ def _show(bound: Bound) -> str:
     if isinstance(bound, int):
         return f"{bound:_}" if abs(bound) >= 10_000 else str(bound)
     return repr(bound)
+
+
+def split_range(hint: Any) -> tuple[Any, Range | None]:
+    """`Annotated[X, Range(...)]` → (X, the Range); anything else → (hint, None)."""
+    if typing.get_origin(hint) is not Annotated:
+        return hint, None
+    inner, *extras = typing.get_args(hint)
+    ranges = [e for e in extras if isinstance(e, Range)]
+    return inner, ranges[0] if ranges else None
+
+
+def range_unit(hint: Any) -> Any:
+    """The number type a range applies to: Size, Duration, int or float (None stripped)."""
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return options[0] if len(options) == 1 else hint
+    return hint
+
+
+def type_name(hint: object) -> str:
+    """What a value of this field type looks like, for "expected ..." in a config error."""
+    inner, rng = split_range(hint)
+    if rng is not None:
+        unit = range_unit(inner)
+        kind = {int: "an integer", float: "a number", Size: "a size", Duration: "a duration"}.get(unit, "a value")
+        optional = " (or leave it out)" if unit is not inner else ""
+        return f"{kind} {rng.text()}{optional}"
+    if hint is bool:
+        return "true or false"
+    if hint is int:
+        return "an integer"
+    if hint is float:
+        return "a finite number"
+    if hint is str or hint is Secret:
+        return "a string"
+    if hint is Size:
+        return 'a size such as "64MiB"'
+    if hint is Duration:
+        return 'a duration such as "10s"'
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (tuple, list):
+        return "an array"
+    if origin is dict or dataclasses.is_dataclass(hint):
+        return "a table"
+    if origin in (Union, types.UnionType):
+        return " or ".join(type_name(a) for a in typing.get_args(hint) if a is not type(None))
+    return str(hint)
+
+
+def describe(value: object) -> str:
+    """A TOML value as an error's "found ...": its kind and a short repr."""
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "table"}
+    if isinstance(value, int) and value.bit_length() > 128:  # repr() refuses ints past 4300 digits
+        text = f"of {int(value.bit_length() * math.log10(2))}+ digits"
+    else:
+        text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{kind.get(type(value), type(value).__name__)} {text}"
 
 
 class FieldError(ValueError):

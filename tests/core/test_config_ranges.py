@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import pytest
 
 from edgecollect.config import ARRAY_SOURCES, Config, _Loader, load, loads
-from edgecollect.configtypes import Duration, FieldError, Range, Size
+from edgecollect.configtypes import Duration, FieldError, Range, Size, range_unit, split_range
 from edgecollect.errors import ConfigError
 from edgecollect.tomlpos import key_lines
 
@@ -116,15 +116,8 @@ REQUIRED = {"port": "'/dev/ttyUSB0'", "endpoint": "'collector.example:4317'", "t
 
 
 def _strip(hint: Any) -> tuple[Any, Range | None]:
-    rng = None
-    if typing.get_origin(hint) is Annotated:
-        hint, *extras = typing.get_args(hint)
-        rng = next((e for e in extras if isinstance(e, Range)), None)
-    if typing.get_origin(hint) in (typing.Union, __import__("types").UnionType):
-        options = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(options) == 1:
-            hint = options[0]
-    return hint, rng
+    inner, rng = split_range(hint)
+    return range_unit(inner), rng
 
 
 def tables() -> Iterator[tuple[type, str, str]]:
