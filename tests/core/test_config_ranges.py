@@ -70,6 +70,19 @@ def test_absurd_value_is_refused_on_its_line_without_allocating(text: str, messa
     assert peak < 2 * 1024**2, f"loading allocated {peak} bytes"
 
 
+@pytest.mark.parametrize("command", ["check-config", "run"])
+def test_run_and_check_config_share_the_check(tmp_path: Path, command: str) -> None:
+    path = tmp_path / "gw.toml"
+    path.write_text(f"[agent]\nstate_dir = '{tmp_path / 'state'}'\n[batch]\nflush_interval = inf\n")
+    args = [str(path)] if command == "check-config" else ["--config", str(path)]
+    proc = subprocess.run([sys.executable, "-m", "edgecollect", command, *args], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f'edgecollect: {path}:4: batch.flush_interval: expected a duration from "100ms" '
+                                   'to "1h", found number inf')
+    assert not (tmp_path / "state").exists()
+
+
 def test_a_number_too_long_for_python_is_a_syntax_error_with_its_line() -> None:
     text = "[buffer]\nmax_points = " + "9" * 5000 + "\n"
     assert error_of(text) == "f.toml:2: (syntax): expected numbers of at most 4300 digits, found a longer one"
@@ -137,11 +150,11 @@ def tables() -> Iterator[tuple[type, str, str]]:
             elif typing.get_origin(inner) is tuple and args and dataclasses.is_dataclass(args[0]):
                 yield from walk(args[0], header + required + f"[[{sub}]]\n", sub, sub_shown + "[0]")
 
-    hints = typing.get_type_hints(Config)
-    for name in ("agent", "buffer", "batch", "spool"):
-        yield from walk(hints[name], f"[{name}]\n", name, name)
-    host = typing.get_type_hints(hints["sources"])["host"]
-    yield from walk(host, "[sources.host]\n", "sources.host", "sources.host")
+    # Every table of Config (a section another module adds as a dataclass field is walked too),
+    # then the lazily imported kinds: array sources and the upstream.
+    for name, hint in typing.get_type_hints(Config).items():
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            yield from walk(hint, f"[{name}]\n", name, name)
     for kind, (module, cls_name) in ARRAY_SOURCES.items():
         cls = getattr(importlib.import_module(module), cls_name)
         yield from walk(cls, f"[[sources.{kind}]]\n", f"sources.{kind}", f"sources.{kind}[0]")
