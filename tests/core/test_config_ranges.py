@@ -17,10 +17,13 @@ from typing import Annotated, Any
 
 import pytest
 
+from edgecollect import config as toml_loader
 from edgecollect.config import ARRAY_SOURCES, Config, _Loader, load, loads
 from edgecollect.configtypes import Duration, FieldError, Range, Size, range_unit, split_range
 from edgecollect.errors import ConfigError
 from edgecollect.tomlpos import key_lines
+
+toml = toml_loader.tomllib  # tomllib, or tomli on Python 3.10
 
 
 def error_of(text: str) -> str:
@@ -292,9 +295,7 @@ class _NewSection:
 
 def _load_section(text: str) -> _NewSection:
     loader = _Loader("n.toml", key_lines(text))
-    import tomllib
-
-    return loader.convert(tomllib.loads(text)["new"], _NewSection, ("new",))  # type: ignore[no-any-return]
+    return loader.convert(toml.loads(text)["new"], _NewSection, ("new",))  # type: ignore[no-any-return]
 
 
 def test_a_new_section_gets_ranges_and_key_lines_from_its_declarations() -> None:
