@@ -5,13 +5,19 @@ themselves: this module's own (agent, buffer, batch, spool, host) and the ones e
 exporter module declares; `_convert` walks their type hints. Unknown keys, wrong types, bad sizes
 and bad durations are errors, raised once at load, before any thread starts:
 
-    edgecollect.toml:12: buffer.max_points: expected an integer, found string "lots"
+    edgecollect.toml:12: buffer.max_points: expected an integer from 1 to 10_000_000, found string 'lots'
+
+Every count, size and duration has a range declared on its field (`Annotated[int, Range(1, 100)]`,
+see configtypes.py), checked here on the value as written, before any dataclass is built: no
+value can make loading (or check-config) allocate a ring, parse forever or overflow. A check in a
+`__post_init__` raises `FieldError(key, expected)` and is reported on that key's line.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import os
 import re
 import sys
@@ -19,10 +25,22 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from edgecollect.buffer import Overflow
-from edgecollect.configtypes import Duration, Secret, Size, parse_duration, parse_size
+from edgecollect.configtypes import (
+    Duration,
+    FieldError,
+    Range,
+    Secret,
+    Size,
+    describe,
+    parse_duration,
+    parse_size,
+    range_unit,
+    split_range,
+    type_name,
+)
 from edgecollect.errors import ConfigError
 from edgecollect.sources.host import HostConfig
 from edgecollect.tomlpos import PathKey, dotted, key_lines, line_of
@@ -45,57 +63,50 @@ _THIRTY_DAYS = Duration(30 * 86400.0)
 
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
-    state_dir: str = ""  # empty: $STATE_DIRECTORY (systemd), $XDG_STATE_HOME/edgecollect, /var/lib/edgecollect as root
+    # A relative state_dir is resolved against the folder of this config file (not the working
+    # directory, which is / under systemd). Empty: $STATE_DIRECTORY (systemd's StateDirectory=),
+    # else $XDG_STATE_HOME/edgecollect, else /var/lib/edgecollect as root.
+    state_dir: str = ""
     resource: dict[str, ResourceValue] = field(default_factory=dict)  # extra resource attributes
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    summary_interval: Duration = _ONE_MINUTE  # the periodic one-line log summary
-    self_interval: Duration = _TEN_SECONDS  # how often the agent's own counters are sampled
-    max_series: int = 50_000  # distinct series across all sources (cardinality cap)
-    shutdown_timeout: Duration = _FOUR_SECONDS  # SIGTERM → rings flushed and exit within this
+    summary_interval: Annotated[Duration, Range("1s", "1d")] = _ONE_MINUTE  # the periodic one-line log summary
+    # How often the agent's own counters are sampled.
+    self_interval: Annotated[Duration, Range("100ms", "1h")] = _TEN_SECONDS
+    max_series: Annotated[int, Range(1, 1_000_000)] = 50_000  # distinct series across all sources (cardinality cap)
+    # The agent's own edgecollect.* series: a budget apart from max_series, so a cardinality
+    # flood in a source cannot starve the agent's own metrics.
+    self_max_series: Annotated[int, Range(100, 100_000)] = 2_000
+    # SIGTERM → rings flushed and exit within this.
+    shutdown_timeout: Annotated[Duration, Range("100ms", "10m")] = _FOUR_SECONDS
     # How to tell a synchronised clock: auto (adjtimex where it works, else the build date),
     # kernel, build_date, or assume_synced (never mark samples).
     clock: Literal["auto", "kernel", "build_date", "assume_synced"] = "auto"
 
-    def __post_init__(self) -> None:
-        if self.max_series < 1:
-            raise ValueError("max_series must be at least 1")
-
 
 @dataclass(frozen=True, slots=True)
 class BufferConfig:
-    max_points: int = 100_000  # per source ring
-    max_bytes: Size | None = None  # alternative budget; points = max_bytes / 37
+    # A point costs 37 bytes, allocated up front: 10 million points is a 370 MB ring per source.
+    max_points: Annotated[int, Range(1, 10_000_000)] = 100_000  # per source ring
+    # Alternative budget: points = max_bytes / 37.
+    max_bytes: Annotated[Size | None, Range("4KiB", "256MiB")] = None
     overflow: Overflow = "drop_oldest"
-    max_log_bytes: Size = _ONE_MIB  # per source, for log records
-
-    def __post_init__(self) -> None:
-        if self.max_points < 1:
-            raise ValueError("max_points must be at least 1")
+    max_log_bytes: Annotated[Size, Range("4KiB", "64MiB")] = _ONE_MIB  # per source, for log records
 
 
 @dataclass(frozen=True, slots=True)
 class BatchConfig:
-    flush_interval: Duration = _TEN_SECONDS  # every ring is cut at least this often
-    max_points: int = 5000  # per batch; a ring that fills to this is cut early, in whole batches
-
-    def __post_init__(self) -> None:
-        if self.max_points < 1:
-            raise ValueError("max_points must be at least 1")
-        if self.flush_interval <= 0:
-            raise ValueError("flush_interval must be positive")
+    flush_interval: Annotated[Duration, Range("100ms", "1h")] = _TEN_SECONDS  # every ring is cut this often
+    # Per batch; a ring that fills to this is cut early, in whole batches.
+    max_points: Annotated[int, Range(1, 1_000_000)] = 5000
 
 
 @dataclass(frozen=True, slots=True)
 class SpoolConfig:
-    max_size: Size = _256_MIB
-    max_age: Duration = _THIRTY_DAYS
+    max_size: Annotated[Size, Range("4KiB", "4TiB")] = _256_MIB
+    max_age: Annotated[Duration, Range("1m", "3650d")] = _THIRTY_DAYS
     when_full: Overflow = "drop_oldest"
     # Why one fsync suffices on ext4/f2fs/xfs/btrfs: see spool.py's docstring.
     sync: Literal["file", "file+dir"] = "file"  # file: one fsync per batch; file+dir: also the directory
-
-    def __post_init__(self) -> None:
-        if self.max_size < 4096:
-            raise ValueError("max_size must be at least 4KiB")
 
 
 # Source kinds that are arrays of tables, and where their config dataclass lives. Imported lazily
@@ -154,63 +165,66 @@ def load(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(name, None, "(file)", "a readable TOML file", exc.strerror or str(exc)) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(name, None, "(file)", "UTF-8 text", "invalid bytes") from exc
-    return loads(text, name)
+    return loads(text, name, base_dir=Path(os.path.abspath(path)).parent)
 
 
 _TOML_POS = re.compile(r"\(at line (\d+), column \d+\)")
+_LONG_NUMBER = re.compile(r"[0-9_]{4000,}")
 
 
-def loads(text: str, filename: str = "<string>") -> Config:
+def loads(text: str, filename: str = "<string>", base_dir: Path | None = None) -> Config:
+    """The config in `text`; a relative agent.state_dir is resolved against `base_dir` (the
+    config file's folder, see load()), else against the working directory."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = _TOML_POS.search(str(exc))
         message = _TOML_POS.sub("", str(exc)).strip()
         raise ConfigError(filename, int(m.group(1)) if m else None, "(syntax)", "valid TOML", message) from exc
+    except ValueError as exc:  # tomllib lets int() refuse a literal of more than 4300 digits
+        long = _LONG_NUMBER.search(text)
+        line = text.count("\n", 0, long.start()) + 1 if long else None
+        raise ConfigError(filename, line, "(syntax)", "numbers of at most 4300 digits", "a longer one") from exc
     loader = _Loader(filename, key_lines(text))
     sources = data.pop("sources", {})
     upstream = data.pop("upstream", None)
     partial = loader.convert(data, Config, ())
     assert isinstance(partial, Config)
-    return dataclasses.replace(
+    cfg = dataclasses.replace(
         partial,
         sources=loader.sources(sources),
         upstream=loader.upstream(upstream),
         path=filename,
     )
+    configured = cfg.agent.state_dir
+    if configured and base_dir is not None and not os.path.isabs(configured):
+        cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, state_dir=str(base_dir / configured)))
+    problem = state_dir_problem(cfg.state_dir())
+    if problem:
+        found = problem if configured else f"{problem} (the default state_dir)"
+        raise loader.error(("agent", "state_dir"), "a directory, or a path where one can be made", found)
+    return cfg
 
 
-def _type_name(hint: object) -> str:
-    if hint is bool:
-        return "true or false"
-    if hint is int:
-        return "an integer"
-    if hint is float:
-        return "a number"
-    if hint is str or hint is Secret:
-        return "a string"
-    if hint is Size:
-        return 'a size such as "64MiB"'
-    if hint is Duration:
-        return 'a duration such as "10s"'
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
-    if origin in (tuple, list):
-        return "an array"
-    if origin is dict or dataclasses.is_dataclass(hint):
-        return "a table"
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint) if a is not type(None))
-    return str(hint)
-
-
-def _describe(value: object) -> str:
-    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "table"}
-    text = repr(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return f"{kind.get(type(value), type(value).__name__)} {text}"
+def state_dir_problem(path: Path) -> str:
+    """Why `path` cannot be (or become) the state directory, or "". Only looks, creates nothing:
+    mkdir(parents=True) on a dangling link or a file says just "File exists"."""
+    probe = Path(os.path.abspath(path))
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    if probe.is_dir():
+        return ""
+    if probe.is_symlink():
+        try:
+            target = os.readlink(probe)
+        except OSError:
+            target = "?"
+        try:
+            probe.stat()
+        except OSError as exc:
+            return f"{probe}: a symlink to {target}, which cannot be followed ({exc.strerror})"
+        return f"{probe}: a symlink to {target}, which is not a directory"
+    return f"{probe}: exists and is not a directory"
 
 
 class _Loader:
@@ -224,7 +238,7 @@ class _Loader:
     def sources(self, data: object) -> SourcesConfig:
         path: PathKey = ("sources",)
         if not isinstance(data, dict):
-            raise self.error(path, "a table", _describe(data))
+            raise self.error(path, "a table", describe(data))
         unknown = set(data) - {"host", *ARRAY_SOURCES}
         if unknown:
             key = sorted(unknown)[0]
@@ -247,41 +261,59 @@ class _Loader:
 
     def convert(self, value: object, hint: Any, path: PathKey) -> Any:
         origin = typing.get_origin(hint)
+        if origin is Annotated:
+            return self._ranged(value, hint, path)
         if dataclasses.is_dataclass(hint) and isinstance(hint, type):
             return self._dataclass(value, hint, path)
         if origin in (Union, types.UnionType):
             options = [a for a in typing.get_args(hint) if a is not type(None)]
+            if len(options) == 1:  # X | None: X's own message (with its range) says it best
+                return self.convert(value, options[0], path)
             for option in options:
                 try:
                     return self.convert(value, option, path)
                 except ConfigError:
                     continue
-            raise self.error(path, _type_name(hint), _describe(value))
+            raise self.error(path, type_name(hint), describe(value))
         if origin is Literal:
             if value in typing.get_args(hint) and type(value) is not bool:
                 return value
-            raise self.error(path, _type_name(hint), _describe(value))
+            raise self.error(path, type_name(hint), describe(value))
         if origin in (tuple, list):
             args = typing.get_args(hint)
             if not isinstance(value, list):
-                raise self.error(path, "an array", _describe(value))
+                raise self.error(path, "an array", describe(value))
             return tuple(self.convert(v, args[0], (*path, i)) for i, v in enumerate(value))
         if origin is dict:
             _, value_hint = typing.get_args(hint)
             if not isinstance(value, dict):
-                raise self.error(path, "a table", _describe(value))
+                raise self.error(path, "a table", describe(value))
             return {str(k): self.convert(v, value_hint, (*path, k)) for k, v in value.items()}
         return self._scalar(value, hint, path)
+
+    def _ranged(self, value: object, hint: Any, path: PathKey) -> Any:
+        """A number with a declared Range: type and bounds are checked on the value as written,
+        so nothing sized by it (a ring, a buffer) exists yet when it is refused."""
+        inner, rng = split_range(hint)
+        try:
+            converted = self.convert(value, inner, path)
+        except ConfigError as exc:
+            if exc.key != dotted(path) or rng is None:
+                raise
+            raise self.error(path, type_name(hint), describe(value)) from exc
+        if rng is not None and converted is not None and not rng.contains(converted, range_unit(inner)):
+            raise self.error(path, type_name(hint), describe(value))
+        return converted
 
     def _scalar(self, value: object, hint: Any, path: PathKey) -> Any:
         if hint is Size or hint is Duration:
             parse = parse_size if hint is Size else parse_duration
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                raise self.error(path, _type_name(hint), _describe(value))
+                raise self.error(path, type_name(hint), describe(value))
             try:
-                return parse(value)  # type: ignore[arg-type]
+                return parse(value)
             except ValueError as exc:
-                raise self.error(path, str(exc), _describe(value)) from exc
+                raise self.error(path, str(exc), describe(value)) from exc
         if hint is bool:
             if isinstance(value, bool):
                 return value
@@ -290,7 +322,12 @@ class _Loader:
                 return value
         elif hint is float:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
+                try:
+                    number = float(value)
+                except OverflowError:  # an int past float's range
+                    number = math.inf
+                if math.isfinite(number):  # nan and inf are never a setting
+                    return number
         elif hint is str or hint is Secret:
             if isinstance(value, str):
                 return value
@@ -298,12 +335,12 @@ class _Loader:
             return value
         else:
             raise self.error(path, f"a value of a supported type (schema bug: {hint!r})")
-        raise self.error(path, _type_name(hint), _describe(value))
+        raise self.error(path, type_name(hint), describe(value))
 
     def _dataclass(self, value: object, cls: type, path: PathKey) -> Any:
         if not isinstance(value, dict):
-            raise self.error(path, "a table", _describe(value))
-        hints = typing.get_type_hints(cls)
+            raise self.error(path, "a table", describe(value))
+        hints = typing.get_type_hints(cls, include_extras=True)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "path"}
         unknown = [k for k in value if k not in fields]
         if unknown:
@@ -313,12 +350,30 @@ class _Loader:
             if name in value:
                 kwargs[name] = self.convert(value[name], hints[name], (*path, name))
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise self.error((*path, name), _type_name(hints[name]), "nothing (required key missing)")
+                raise self.error((*path, name), type_name(hints[name]), "nothing (required key missing)")
         try:
             return cls(**kwargs)
+        except FieldError as exc:
+            raise self.error((*path, *exc.key), exc.expected, exc.found or _written(value, exc.key)) from exc
         except (ValueError, TypeError) as exc:
-            # "<field> must be <rule>" from __post_init__ points at that field's own line.
-            name, sep, rule = str(exc).partition(" must be ")
-            if sep and name in fields:
-                raise self.error((*path, name), rule, _describe(value.get(name, "(default)"))) from exc
-            raise self.error(path, str(exc)) from exc
+            # Older checks: "<field> must be <rule>" or "<field>: expected <rule>" name their field.
+            message = str(exc)
+            for sep in (" must be ", ": expected ", ": "):
+                name, found_sep, rule = message.partition(sep)
+                if found_sep and name in fields:
+                    raise self.error((*path, name), rule, _written(value, (name,))) from exc
+            raise self.error(path, message) from exc
+
+
+def _written(table: dict[str, Any], key: tuple[str | int, ...]) -> str:
+    """The value at `key` below `table` as the file wrote it, or that the file left it out."""
+    node: Any = table
+    for part in key:
+        if isinstance(node, dict):
+            present = part in node
+        else:
+            present = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if not present:
+            return "nothing (left at its default)"
+        node = node[part]
+    return describe(node)

@@ -1,7 +1,8 @@
 """Renders the reference config (configs/edgecollect.toml) from the config dataclasses.
 
-The dataclasses are the single definition of every key; their trailing comments are the docs. A
-test compares the checked-in reference with this output, so the two cannot drift apart:
+The dataclasses are the single definition of every key; their comments (trailing, or on the
+lines just above a field) are the docs, and each number's Range is shown beside its key. A test
+compares the checked-in reference with this output, so the two cannot drift apart:
 
     python -m edgecollect.configdoc > configs/edgecollect.toml
 """
@@ -18,7 +19,7 @@ import typing
 from typing import Any
 
 from edgecollect.config import ARRAY_SOURCES, AgentConfig, BatchConfig, BufferConfig, SpoolConfig
-from edgecollect.configtypes import Duration, Size
+from edgecollect.configtypes import Duration, Size, split_range
 from edgecollect.sources.host import HostConfig
 
 HEADER = """\
@@ -28,24 +29,34 @@ HEADER = """\
 # Every key has a default, so this file as it stands (all keys commented out) is the built-in
 # default config: host metrics every 10 s into the spool, no upstream (offline).
 # Sizes are strings like "64MiB", durations like "10s" or "30d"; secrets are "env:NAME" or
-# "file:PATH" (or a literal) and are never logged.
+# "file:PATH" (or a literal) and are never logged. Every count, size and duration has a range,
+# shown as [min .. max]; `edgecollect check-config` refuses a value outside it (and nan or inf)
+# before anything is allocated.
 """
 
 _FIELD_LINE = re.compile(r"^\s+(\w+)\s*:[^#]*?(?:#\s*(.*))?$")
+_COMMENT_LINE = re.compile(r"^\s+#\s?(.*)$")
 _UNITS_SIZE = (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
 _UNITS_TIME = (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 0.001))
 
 
-def _comments(cls: type) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _comments(cls: type) -> dict[str, tuple[list[str], str]]:
+    """Per field: the comment lines just above it, and its trailing comment."""
+    out: dict[str, tuple[list[str], str]] = {}
     try:
         source = inspect.getsource(cls)
     except (OSError, TypeError):
         return out
+    above: list[str] = []
     for line in source.splitlines():
+        c = _COMMENT_LINE.match(line)
+        if c:
+            above.append(c.group(1).strip())
+            continue
         m = _FIELD_LINE.match(line)
-        if m and m.group(2):
-            out[m.group(1)] = m.group(2).strip()
+        if m:
+            out[m.group(1)] = (above, (m.group(2) or "").strip())
+        above = []
     return out
 
 
@@ -85,16 +96,22 @@ def _fmt(value: object, hint: Any) -> str:
     return json.dumps(str(value))
 
 
+def _range(hint: Any) -> tuple[Any, str]:
+    """(the type without Annotated, "[min .. max]" or "")."""
+    inner, rng = split_range(hint)
+    return inner, "" if rng is None else rng.brackets()
+
+
 def _render(cls: type, table: str, lines: list[str], array: bool = False, commented: bool = False) -> None:
     """One table; inside an array of tables everything is commented out (an example, not a default)."""
-    hints = typing.get_type_hints(cls)
+    hints = {name: _range(h) for name, h in typing.get_type_hints(cls, include_extras=True).items()}
     notes = _comments(cls)
     header = f"[[{table}]]" if array else f"[{table}]"
     commented = commented or array
     nested: list[tuple[type, str, bool]] = []
     lines.append(f"# {header}" if commented else header)
     for f in dataclasses.fields(cls):
-        hint = hints[f.name]
+        hint, bounds = hints[f.name]
         inner = typing.get_args(hint)
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             nested.append((hint, f"{table}.{f.name}", False))
@@ -109,8 +126,10 @@ def _render(cls: type, table: str, lines: list[str], array: bool = False, commen
             shown = _fmt(f.default_factory(), hint)
         else:
             shown = "(required)"
-        note = f"  # {notes[f.name]}" if f.name in notes else ""
-        lines.append(f"# {f.name} = {shown}{note}")
+        above, trailing = notes.get(f.name, ([], ""))
+        lines.extend(f"# {text}" if text else "#" for text in above)
+        note = " ".join(n for n in (bounds, trailing) if n)
+        lines.append(f"# {f.name} = {shown}" + (f"  # {note}" if note else ""))
     lines.append("")
     for sub, name, is_array in nested:
         _render(sub, name, lines, is_array, commented)

@@ -5,10 +5,10 @@ retry and window settings. Checked when loaded, so a bad value is a config error
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from edgecollect.configtypes import Duration, redact, resolve_secret
+from edgecollect.configtypes import Duration, FieldError, Range, redact, resolve_secret
 from edgecollect.errors import UpstreamFault
 
 UpstreamProtocol = Literal["otap", "otlp_grpc", "otlp_http"]
@@ -24,9 +24,10 @@ class TlsConfig:
 
     def __post_init__(self) -> None:
         if bool(self.cert_file) != bool(self.key_file):
-            raise ValueError("tls.cert_file and tls.key_file together (mTLS needs both), or neither")
+            given = "cert_file" if self.cert_file else "key_file"
+            raise FieldError(given, "tls.cert_file and tls.key_file together (mTLS needs both), or neither")
         if self.insecure and (self.ca_file or self.cert_file):
-            raise ValueError("either tls.insecure = true (plaintext) or certificate files, not both")
+            raise FieldError("insecure", "either tls.insecure = true (plaintext) or certificate files, not both")
 
 
 _ONE_SECOND, _TEN_SECONDS, _THIRTY_SECONDS = Duration(1.0), Duration(10.0), Duration(30.0)
@@ -40,45 +41,54 @@ class UpstreamConfig:
     tls: TlsConfig = TlsConfig()
     headers: dict[str, str] = field(default_factory=dict)  # values: literal, env:NAME or file:PATH
     compression: Compression = "auto"  # auto: gzip (on OTAP it halves the per-BAR IPC metadata)
-    timeout: Duration = _TEN_SECONDS  # per Export call; longest wait for one BAR's status
-    max_stream_lifetime: Duration = _THIRTY_SECONDS  # OTAP streams are recycled after this
-    max_in_flight: int = 8  # unanswered batches per signal (the OTAP window)
-    retry_initial: Duration = _ONE_SECOND  # first backoff after a failure
-    retry_max: Duration = _ONE_MINUTE  # backoff cap
-    rate_limit: float | None = None  # points/s cap on draining the backlog; None = no cap
-    arrow_reprobe_interval: Duration = _TEN_MINUTES  # after an OTLP fallback, try Arrow again
-    poison_threshold: int = 3  # Arrow streams a batch may kill with decode errors before OTLP
+    # Per Export call; the longest wait for one BAR's status.
+    timeout: Annotated[Duration, Range("100ms", "10m")] = _TEN_SECONDS
+    max_stream_lifetime: Annotated[Duration, Range("1s", "1d")] = _THIRTY_SECONDS  # OTAP streams recycled after this
+    max_in_flight: Annotated[int, Range(1, 1024)] = 8  # unanswered batches per signal (the OTAP window)
+    retry_initial: Annotated[Duration, Range("10ms", "1h")] = _ONE_SECOND  # first backoff after a failure
+    retry_max: Annotated[Duration, Range("100ms", "1d")] = _ONE_MINUTE  # backoff cap
+    # Points/s cap on draining the backlog; None = no cap.
+    rate_limit: Annotated[float | None, Range(1, 100_000_000)] = None
+    # After an OTLP fallback, try Arrow again this often.
+    arrow_reprobe_interval: Annotated[Duration, Range("1s", "7d")] = _TEN_MINUTES
+    # Arrow streams a batch may kill with decode errors before it goes by OTLP.
+    poison_threshold: Annotated[int, Range(1, 100)] = 3
 
     def __post_init__(self) -> None:
         if not self.endpoint.strip():
-            raise ValueError('an endpoint such as "collector.example:4317"')
+            raise FieldError("endpoint", 'an endpoint such as "collector.example:4317"')
         scheme = urlsplit(self.endpoint).scheme if "://" in self.endpoint else ""
         if scheme not in ("", "http", "https"):
-            raise ValueError(f"an endpoint with http:// or https:// or no scheme, not {scheme}://")
+            raise FieldError("endpoint", f"an endpoint with http:// or https:// or no scheme, not {scheme}://")
         if scheme == "http" and not self.tls.insecure:
-            raise ValueError("http:// is plaintext: set tls.insecure = true to allow it, or use https://")
+            raise FieldError("endpoint", "https://, or tls.insecure = true to allow plaintext http://")
         if scheme == "https" and self.tls.insecure:
-            raise ValueError("https:// with tls.insecure = true: pick one")
+            raise FieldError("tls.insecure", "false with an https:// endpoint (pick one)")
         parts = urlsplit(self.endpoint if scheme else "//" + self.endpoint.strip())
         try:
             parts.port  # noqa: B018 - urlsplit checks the port only when asked
         except ValueError:
-            raise ValueError(f"an endpoint with a numeric port, found {self.endpoint!r}") from None
+            raise FieldError("endpoint", "an endpoint with a numeric port") from None
         if not parts.hostname:
-            raise ValueError(f"an endpoint with a host name, found {self.endpoint!r}")
+            raise FieldError("endpoint", "an endpoint with a host name")
         for key in self.headers:
             if not key or key != key.strip() or any(c.isspace() for c in key):
-                raise ValueError(f"header names without spaces, found {key!r}")
+                raise FieldError(("headers", key), "header names without spaces")
+        # Single-value ranges are declared on the fields; these also guard direct construction.
         if self.max_in_flight < 1:
-            raise ValueError("max_in_flight >= 1")
+            raise FieldError("max_in_flight", "at least 1")
         if self.max_stream_lifetime < 1.0:
-            raise ValueError("max_stream_lifetime >= 1s")
-        if self.timeout <= 0 or self.retry_initial <= 0 or self.retry_max < self.retry_initial:
-            raise ValueError("timeout > 0 and 0 < retry_initial <= retry_max")
+            raise FieldError("max_stream_lifetime", "at least 1s")
+        if self.timeout <= 0:
+            raise FieldError("timeout", "a positive duration")
+        if self.retry_initial <= 0:
+            raise FieldError("retry_initial", "a positive duration")
+        if self.retry_max < self.retry_initial:
+            raise FieldError("retry_max", "at least retry_initial")
         if self.rate_limit is not None and self.rate_limit <= 0:
-            raise ValueError("rate_limit > 0 points/s, or leave it out")
+            raise FieldError("rate_limit", "more than 0 points/s, or leave it out")
         if self.poison_threshold < 1:
-            raise ValueError("poison_threshold >= 1")
+            raise FieldError("poison_threshold", "at least 1")
 
 
 @dataclass(frozen=True, slots=True)

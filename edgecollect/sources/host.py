@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import psutil
 
-from edgecollect.configtypes import Duration
+from edgecollect.configtypes import Duration, Range
 from edgecollect.model import AttrValue, Kind, Point, Series, attrs
 from edgecollect.sources.base import SourceContext
 
@@ -28,9 +29,10 @@ _TEN_SECONDS = Duration(10.0)
 @dataclass(frozen=True, slots=True)
 class HostConfig:
     enabled: bool = True
-    interval: Duration = _TEN_SECONDS
+    interval: Annotated[Duration, Range("100ms", "1d")] = _TEN_SECONDS
     root: str = "/"  # where /proc and /sys live (tests point this at a fixture tree)
     per_cpu: bool = True
+    max_series: Annotated[int, Range(1, 1_000_000)] = 5_000  # this source's share of agent.max_series
 
     def __post_init__(self) -> None:
         if self.interval <= 0:

@@ -63,10 +63,10 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     assert main(["check-config", str(tmp_path / "nope.toml")]) == 2
 
 
-def test_semantic_checks_are_config_errors_with_the_table_line() -> None:
+def test_semantic_checks_are_config_errors_with_the_key_line() -> None:
     with pytest.raises(ConfigError) as err:
         loads("\n[batch]\nmax_points = 0\n", "f.toml")
-    assert str(err.value) == "f.toml:3: batch.max_points: expected at least 1, found integer 0"
+    assert str(err.value) == "f.toml:3: batch.max_points: expected an integer from 1 to 1_000_000, found integer 0"
 
 
 def test_sizes_and_durations_parse() -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from edgecollect.configtypes import Duration, Secret, Size
+from edgecollect.configtypes import Duration, FieldError, Range, Secret, Size
 
 Format = Literal[
     "plain", "json", "influx", "tasmota", "zigbee2mqtt", "esphome", "shelly", "homeassistant", "sparkplug",
@@ -48,7 +48,7 @@ class TlsConfig:
 class SubscribeConfig:
     topic: str  # filter with templates: "tele/{device}/SENSOR", "zigbee2mqtt/{device...}", "+", "#"
     format: Format = "json"
-    qos: int | None = None  # None: the source's qos
+    qos: Annotated[int | None, Range(0, 2)] = None  # None: the source's qos
     prefix: str = ""  # metric-name prefix for keys without a known name; "" = the preset's name
     name: str = ""  # plain: metric name when the topic has no {metric} capture
     units: dict[str, str] = field(default_factory=dict)  # key -> unit as sent ("kWh", "°C"); normalised
@@ -65,22 +65,22 @@ class SubscribeConfig:
 
     def __post_init__(self) -> None:
         if not self.topic:
-            raise ValueError("a topic filter or template such as \"tele/{device}/SENSOR\"")
+            raise FieldError("topic", "a topic filter or template such as \"tele/{device}/SENSOR\"")
         levels = self.topic.split("/")
         for i, level in enumerate(levels):
             if "{" in level or "}" in level:
                 if not _TEMPLATE_SEGMENT.match(level):
-                    raise ValueError(f"a template level like {{device}} or {{device...}}, found {level!r}")
+                    raise FieldError("topic", f"a template level like {{device}} or {{device...}}, not {level!r}")
             elif level == "#":
                 if i != len(levels) - 1:
-                    raise ValueError("'#' only as the last topic level")
+                    raise FieldError("topic", "'#' only as the last topic level")
             elif "#" in level or ("+" in level and level != "+"):
-                raise ValueError(f"'+' and '#' only as whole topic levels, found {level!r}")
+                raise FieldError("topic", f"'+' and '#' only as whole topic levels, not {level!r}")
         if self.qos is not None and self.qos not in (0, 1, 2):
-            raise ValueError("qos 0, 1 or 2")
+            raise FieldError("qos", "qos 0, 1 or 2")
         for key, kind in self.types.items():
             if kind not in TYPES:
-                raise ValueError(f"types.{key}: one of {', '.join(TYPES)}, found {kind!r}")
+                raise FieldError(("types", key), f"one of {', '.join(TYPES)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,46 +88,54 @@ class MqttConfig:
     server: str = "mqtt://127.0.0.1:1883"  # mqtts:// for TLS (default port 8883)
     client_id: str = ""  # "": edgecollect-<hostname>-<source name>, stable so the session persists
     protocol: Literal["3.1.1", "5"] = "3.1.1"
-    qos: int = 1  # default per subscription; >= 1 gives at-least-once into the spool
+    qos: Annotated[int, Range(0, 2)] = 1  # default per subscription; >= 1 gives at-least-once into the spool
     username: str = ""
     password: Secret = _NO_SECRET  # env:NAME | file:PATH | literal; never logged
     tls: TlsConfig = field(default_factory=TlsConfig)
-    keepalive: Duration = _KEEPALIVE
-    connect_timeout: Duration = _CONNECT_TIMEOUT
-    reconnect_min: Duration = _RECONNECT_MIN
-    reconnect_max: Duration = _RECONNECT_MAX  # backoff ceiling, jittered
+    keepalive: Annotated[Duration, Range("1s", "65535s")] = _KEEPALIVE  # MQTT's limit is 65535 s
+    connect_timeout: Annotated[Duration, Range("100ms", "5m")] = _CONNECT_TIMEOUT
+    reconnect_min: Annotated[Duration, Range("10ms", "1h")] = _RECONNECT_MIN
+    reconnect_max: Annotated[Duration, Range("10ms", "1d")] = _RECONNECT_MAX  # backoff ceiling, jittered
     clean_start: bool = False  # False: persistent session, the broker queues QoS>=1 while we are away
-    session_expiry: Duration = _SESSION_EXPIRY  # MQTT 5 only; 3.1.1 sessions live per broker config
-    max_unacked: int = 1000  # MQTT 5 Receive Maximum; also when to ask the batcher for an early flush
-    max_payload: Size = _MAX_PAYLOAD  # bigger payloads are rejected (and acked) unparsed
-    max_depth: int = 8  # JSON nesting kept when flattening
-    max_keys_per_device: int = 200  # distinct series per device.id
-    max_devices: int = 10_000  # distinct device.id values tracked by the key cap
+    # MQTT 5 only (a 32-bit count of seconds); 3.1.1 sessions live per broker config.
+    session_expiry: Annotated[Duration, Range("0s", "49710d")] = _SESSION_EXPIRY
+    # MQTT 5 Receive Maximum; also when to ask the batcher for an early flush.
+    max_unacked: Annotated[int, Range(1, 65535)] = 1000
+    max_payload: Annotated[Size, Range(16, "16MiB")] = _MAX_PAYLOAD  # bigger payloads are rejected (and acked) unparsed
+    max_depth: Annotated[int, Range(1, 64)] = 8  # JSON nesting kept when flattening
+    max_keys_per_device: Annotated[int, Range(1, 100_000)] = 200  # distinct series per device.id
+    max_devices: Annotated[int, Range(1, 1_000_000)] = 10_000  # distinct device.id values tracked by the key cap
+    max_series: Annotated[int, Range(1, 1_000_000)] = 20_000  # this source's share of agent.max_series
     retained: Retained = "if_recent"  # readings in retained messages; state and metadata always kept
-    retained_max_age: Duration = _RETAINED_MAX_AGE  # "if_recent": payload time at most this old
+    # "if_recent": payload time at most this old.
+    retained_max_age: Annotated[Duration, Range("1s", "30d")] = _RETAINED_MAX_AGE
     states: dict[str, float] = field(default_factory=dict)  # extra string -> value ("heat" = 1)
     subscribe: tuple[SubscribeConfig, ...] = ()
 
     def __post_init__(self) -> None:
+        # Ranges of single values are declared on the fields (config.py checks them when loading);
+        # these are the rules that need more than one value, kept here for direct construction too.
         parts = urlsplit(self.server)
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-            raise ValueError('a server such as "mqtt://host:1883" or "mqtts://host:8883"')
+            raise FieldError("server", 'a server such as "mqtt://host:1883" or "mqtts://host:8883"')
         try:
             _ = parts.port
         except ValueError as exc:
-            raise ValueError(f"a valid port in server, found {self.server!r}") from exc
+            raise FieldError("server", "a valid port in server") from exc
         if self.qos not in (0, 1, 2):
-            raise ValueError("qos 0, 1 or 2")
+            raise FieldError("qos", "qos 0, 1 or 2")
         if not 1 <= self.max_unacked <= 65535:
-            raise ValueError("max_unacked between 1 and 65535 (MQTT Receive Maximum)")
+            raise FieldError("max_unacked", "between 1 and 65535 (MQTT Receive Maximum)")
         if self.max_payload < 16:
-            raise ValueError("max_payload of at least 16 bytes")
+            raise FieldError("max_payload", "at least 16 bytes")
         if self.max_depth < 1 or self.max_keys_per_device < 1 or self.max_devices < 1:
             raise ValueError("max_depth, max_keys_per_device and max_devices of at least 1")
-        if self.reconnect_min <= 0 or self.reconnect_max < self.reconnect_min:
-            raise ValueError("0 < reconnect_min <= reconnect_max")
+        if self.reconnect_min <= 0:
+            raise FieldError("reconnect_min", "a positive duration")
+        if self.reconnect_max < self.reconnect_min:
+            raise FieldError("reconnect_max", "at least reconnect_min")
         if self.keepalive < 1:
-            raise ValueError("keepalive of at least 1s")
+            raise FieldError("keepalive", "at least 1s")
 
     @property
     def tls_enabled(self) -> bool:

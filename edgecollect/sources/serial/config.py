@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
-from edgecollect.configtypes import Duration
+from edgecollect.configtypes import Duration, FieldError, Range
 
 Framing = Literal["slf1", "nmea", "csv", "kv", "jsonl", "influx", "regex"]
 Parity = Literal["N", "E", "O"]
@@ -47,41 +47,48 @@ class SerialConfig:
     serial_for_url understands (socket://host:port for ser2net, rfc2217://...)."""
 
     port: str  # required; a path, a glob (/dev/serial/by-id/usb-*) or a pyserial URL (socket://h:p)
-    baud: int = 115200  # bit/s
+    baud: Annotated[int, Range(50, 12_000_000)] = 115200  # bit/s
     parity: Parity = "N"
     stopbits: StopBits = 1
-    bytesize: int = 8  # 5..8 data bits
+    bytesize: Annotated[int, Range(5, 8)] = 8  # data bits
     framing: Framing = "slf1"
     header: tuple[str, ...] = ()  # csv column names; "@name" makes a column an attribute, "" skips it
     pattern: str = ""  # regex framing: named groups; numeric groups become metrics, attr_<k> attributes
     prefix: str = ""  # prepended to every metric name, e.g. "greenhouse."
     units: dict[str, str] = field(default_factory=dict)  # metric (or key) -> UCUM, unless an I frame said
     log_patterns: tuple[str, ...] = DEFAULT_LOG_PATTERNS  # non-data lines that become log records
-    reopen_backoff_max: Duration = _BACKOFF_MAX  # s; cap of the jittered reopen backoff
-    max_line: int = 0  # bytes from start to \n; 0 = framing default (255 for slf1/nmea, 4096 others)
-    read_timeout: Duration = _READ_TIMEOUT  # s; how often a blocked read checks for shutdown
+    reopen_backoff_max: Annotated[Duration, Range("10ms", "1h")] = _BACKOFF_MAX  # cap of the jittered reopen backoff
+    # Bytes from start to \n; 0 = framing default (255 for slf1/nmea, 4096 others).
+    max_line: Annotated[int, Range(0, 1_048_576)] = 0
+    # How often a blocked read checks for shutdown.
+    read_timeout: Annotated[Duration, Range("1ms", "5s")] = _READ_TIMEOUT
+    max_series: Annotated[int, Range(1, 1_000_000)] = 5_000  # this source's share of agent.max_series
 
     def __post_init__(self) -> None:
+        # Ranges of single values are declared on the fields and checked when the file is loaded;
+        # these repeat the ones that matter for direct construction, and add the cross-field rules.
         if not self.port:
-            raise ValueError("port: expected a device path, glob or URL such as /dev/ttyUSB0")
+            raise FieldError("port", "a device path, glob or URL such as /dev/ttyUSB0")
         if self.baud <= 0:
-            raise ValueError(f"baud: expected a positive bit rate, found {self.baud}")
+            raise FieldError("baud", "a positive bit rate")
         if not 5 <= self.bytesize <= 8:
-            raise ValueError(f"bytesize: expected 5..8 data bits, found {self.bytesize}")
+            raise FieldError("bytesize", "5..8 data bits")
         if self.max_line < 0 or self.max_line > 1 << 20:
-            raise ValueError(f"max_line: expected 0 (framing default) to 1048576, found {self.max_line}")
-        if self.reopen_backoff_max <= 0 or self.read_timeout <= 0:
-            raise ValueError("reopen_backoff_max and read_timeout: expected positive durations")
+            raise FieldError("max_line", "0 (framing default) to 1048576")
+        if self.reopen_backoff_max <= 0:
+            raise FieldError("reopen_backoff_max", "a positive duration")
+        if self.read_timeout <= 0:
+            raise FieldError("read_timeout", "a positive duration")
         if self.framing == "csv" and not self.header:
-            raise ValueError('header: csv framing needs the column names, e.g. header = ["temp", "hum"]')
+            raise FieldError("header", 'the column names csv framing needs, e.g. header = ["temp", "hum"]')
         if self.framing == "regex":
             if not self.pattern:
-                raise ValueError("pattern: regex framing needs a pattern with named groups")
-            _compile("pattern", self.pattern)
+                raise FieldError("pattern", "a pattern with named groups (regex framing needs one)")
+            _compile(("pattern",), self.pattern)
             if not re.compile(self.pattern).groupindex:
-                raise ValueError("pattern: expected at least one named group, e.g. (?P<temp>[-0-9.]+)")
+                raise FieldError("pattern", "at least one named group, e.g. (?P<temp>[-0-9.]+)")
         for i, pat in enumerate(self.log_patterns):
-            _compile(f"log_patterns[{i}]", pat)
+            _compile(("log_patterns", i), pat)
 
     def line_limit(self) -> int:
         if self.max_line:
@@ -89,8 +96,8 @@ class SerialConfig:
         return DEFAULT_MAX_LINE.get(self.framing, TEXT_MAX_LINE)
 
 
-def _compile(key: str, pattern: str) -> None:
+def _compile(key: tuple[str | int, ...], pattern: str) -> None:
     try:
         re.compile(pattern)
     except re.error as exc:
-        raise ValueError(f"{key}: expected a Python regular expression, {exc}: {pattern!r}") from exc
+        raise FieldError(key, f"a Python regular expression ({exc})") from exc
