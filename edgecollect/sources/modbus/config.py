@@ -67,7 +67,8 @@ class RegisterConfig:
         if self.kind in BIT_KINDS and self.value_type != "bool":
             raise ValueError(f"type must be bool (or unset) for a {self.kind}, which holds one bit")
         if self.address + self.words - 1 > MAX_ADDRESS:
-            raise ValueError(f"address must leave room for the {self.words} registers of a {self.value_type}")
+            last = MAX_ADDRESS + 1 - self.words
+            raise ValueError(f"address must be at most {last}, to leave room for the {self.words} registers")
         if self.bit is not None:
             if self.value_type not in INTEGER_TYPES:
                 raise ValueError(f"bit must be on an integer type (int16 .. uint64), not {self.value_type}")
