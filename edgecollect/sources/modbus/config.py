@@ -58,6 +58,7 @@ class RegisterConfig:
     offset: float = 0.0
     unit: str = "1"  # UCUM, e.g. "W", "kW.h", "Cel", "%", "L/min"
     metric_kind: MetricKind = "gauge"  # cumulative for meter totals (energy, volume)
+    attributes: dict[str, str] = field(default_factory=dict)  # e.g. { "electrical.phase" = "L1" }
 
     def __post_init__(self) -> None:
         if not _METRIC_NAME.match(self.metric):
@@ -116,11 +117,12 @@ class DeviceConfig:
 
 def _check_overlaps(registers: tuple[RegisterConfig, ...]) -> None:
     """Two values may share registers only as bit fields of the same integer (a status word)."""
-    seen_metrics: set[str] = set()
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     for reg in registers:
-        if reg.metric in seen_metrics:
-            raise ValueError(f"registers must be one per metric name in a device; {reg.metric!r} repeats")
-        seen_metrics.add(reg.metric)
+        key = (reg.metric, tuple(sorted(reg.attributes.items())))
+        if key in seen:
+            raise ValueError(f"registers must be one per metric and attributes in a device; {reg.metric!r} repeats")
+        seen.add(key)
     by_kind: dict[str, list[RegisterConfig]] = {}
     for reg in registers:
         by_kind.setdefault(reg.kind, []).append(reg)

@@ -43,7 +43,7 @@ class _Device:
     cfg: DeviceConfig
     interval_s: float
     reads: tuple[Read, ...]
-    series: dict[str, Series]
+    series: dict[int, Series]  # id(RegisterConfig) -> its series
     requests: Counter
     skipped: Counter
     next_at: float = 0.0
@@ -69,7 +69,8 @@ class ModbusSource:
         if dcfg.name:
             attributes["modbus.device"] = dcfg.name
         series = {
-            r.metric: Series(r.metric, r.unit, r.metric_kind, attrs(attributes)) for r in dcfg.registers
+            id(r): Series(r.metric, r.unit, r.metric_kind, attrs({**r.attributes, **attributes}))
+            for r in dcfg.registers
         }
         max_gap = self._cfg.max_gap if dcfg.max_gap is None else dcfg.max_gap
         return _Device(
@@ -133,7 +134,7 @@ class ModbusSource:
                     value = decode(reg, reply.values, read.address)
                 except (IndexError, ValueError, OverflowError):  # a short answer: counted above
                     continue
-                points.append(Point(dev.series[reg.metric], value, time_ns=now_ns))
+                points.append(Point(dev.series[id(reg)], value, time_ns=now_ns))
         dev.silent_polls = dev.silent_polls + 1 if failure in SILENT else 0
         self._set_state(dev, failure or "ok", detail)
         return self._ctx.emit(points) if points else 0

@@ -73,7 +73,7 @@ interval = "10s"
         (config('{ metric = "a", address = 0, type = "uint32" }, { metric = "b", address = 1 }'), 6,
          "devices[0].registers", "without overlaps: 'a' (holding 0, 2 registers) and 'b'"),
         (config('{ metric = "a", address = 0 }, { metric = "a", address = 1 }'), 6, "devices[0].registers",
-         "one per metric name"),
+         "one per metric and attributes"),
         (config(transport='endpoint = "h:502"\nport = "/dev/ttyUSB0"'), 3, "sources.modbus[0].endpoint", "not both"),
         (config(transport=""), 1, "sources.modbus[0].endpoint", "or port for RTU"),
         (config(transport='endpoint = "h:99999"'), 3, "sources.modbus[0].endpoint", '"host:port"'),

@@ -4,12 +4,14 @@ that disappears and comes back, a shared bus with a dead unit, and requests coun
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from edgecollect.config import load
 from edgecollect.sources.modbus.config import DeviceConfig, ModbusConfig, RegisterConfig
 from edgecollect.sources.modbus.source import ModbusSource
 from tests.sources.modbus.modbus_helpers import Collected, make_ctx, requests, running
@@ -49,7 +51,7 @@ EVERY_TYPE: list[tuple[RegisterConfig, int | float]] = [
     (R("v.bool.on", 39, type="bool"), 1),
     (R("v.bool.off", 40, type="bool"), 0),
     (R("s.int32.bit20", 41, type="int32", bit=20), 1),
-    (R("in.voltage", 100, kind="input", type="float32", unit="V"), f32(230.5)),
+    (R("in.voltage", 100, kind="input", type="float32", unit="V", attributes={"electrical.phase": "L1"}), f32(230.5)),
     (R("in.energy", 102, kind="input", type="uint32", scale=0.001, unit="kW.h", metric_kind="cumulative"), 123456.789),
     (R("co.relay1", 1, kind="coil"), 0),
     (R("co.relay3", 3, kind="coil"), 1),
@@ -113,7 +115,8 @@ def test_reads_every_type_and_order_exactly(server: Server, transport: str, tmp_
         assert sample.value == pytest.approx(expected, rel=1e-12, abs=1e-9), reg.metric
         assert isinstance(sample.value, int) == isinstance(expected, int), reg.metric
         assert (sample.unit, sample.kind) == (reg.unit, reg.metric_kind)
-        assert sample.attributes == {"modbus.bus": "plant", "modbus.unit": 7, "modbus.device": "testbench"}
+        own = {"modbus.bus": "plant", "modbus.unit": 7, "modbus.device": "testbench"}
+        assert sample.attributes == {**reg.attributes, **own}, reg.metric
     # holding 0..46 in one read, input 100..103, coils 1..3, discrete 5: four requests.
     asked = [(r.function, r.address, r.count) for r in server.requests]
     assert asked == [(3, 0, 47), (4, 100, 4), (1, 1, 3), (2, 5, 1)]
@@ -251,3 +254,28 @@ def test_a_read_across_a_hole_in_the_map_is_split_and_stays_split(server: Server
     assert [(r.address, r.count) for r in server.requests] == [(0, 6), (0, 1), (5, 1), (0, 1), (5, 1)]
     assert [s.value for s in Collected(ctx).pull().samples] == [10, 15, 10, 15]
     assert requests(ctx) == {1: {"ok": 4, "illegal_address": 1}}
+
+
+def test_the_sdm630_preset_reads_an_emulated_meter_in_two_requests(server: Server, tmp_path: Path) -> None:
+    preset = load(Path(__file__).resolve().parents[3] / "configs" / "modbus-energy-meter.toml")
+    bus = preset.sources.modbus[0]
+    sdm630 = bus.devices[0]
+    floats = {0: 231.5, 2: 229.8, 4: 230.1, 6: 1.25, 8: 0.5, 10: 2.0, 12: 280.0, 14: 110.0, 16: 455.0,
+              52: 845.0, 62: 0.97, 70: 50.02, 72: 1234.5, 74: 0.25}
+    ir = [typed(a, v, DataType.FLOAT32) for a, v in floats.items()]
+    ir += [registers(a, [0] * 2) for a in range(18, 52, 2)] + [registers(a, [0] * 2) for a in range(54, 62, 2)]
+    ir += [registers(a, [0] * 2) for a in range(64, 70, 2)]
+    with pty_pair(tmp_path) as (master, slave):
+        server.serve_rtu([server.device(1, ir=ir)], slave, baud=9600)
+        ctx = make_ctx()
+        source = ModbusSource(dataclasses.replace(bus, port=master, devices=(sdm630,)), ctx)
+        source.poll(source.devices[0])
+        source._bus.close()
+    assert [(r.function, r.address, r.count) for r in server.requests] == [(4, 0, 18), (4, 52, 24)]
+    got = {(s.metric, s.attributes.get("electrical.phase"), s.attributes.get("electrical.direction")): s
+           for s in Collected(ctx).pull().samples}
+    assert got[("hw.voltage", "L2", None)].value == pytest.approx(229.8, rel=1e-6)
+    assert got[("hw.power", None, None)].value == 845.0
+    energy = got[("hw.energy", None, "import")]
+    assert (energy.value, energy.unit, energy.kind) == (pytest.approx(1234.5 * 3.6e6, rel=1e-6), "J", "cumulative")
+    assert len(got) == 14
