@@ -279,3 +279,37 @@ def test_the_sdm630_preset_reads_an_emulated_meter_in_two_requests(server: Serve
     energy = got[("hw.energy", None, "import")]
     assert (energy.value, energy.unit, energy.kind) == (pytest.approx(1234.5 * 3.6e6, rel=1e-6), "J", "cumulative")
     assert len(got) == 14
+
+
+def test_the_agent_runs_a_modbus_source_from_its_config_into_the_spool(server: Server, tmp_path: Path) -> None:
+    from edgecollect.config import loads
+    from edgecollect.runtime import Agent
+    from tests.core.conftest import wait_for
+
+    port = free_port()
+    server.serve_tcp([server.device(1, hr=[registers(0, [321])])], port)
+    cfg = loads(f"""
+[agent]
+state_dir = "{tmp_path / 'state'}"
+[batch]
+flush_interval = "1s"
+[sources.host]
+enabled = false
+[[sources.modbus]]
+name = "meter"
+endpoint = "127.0.0.1:{port}"
+interval = "200ms"
+  [[sources.modbus.devices]]
+  unit = 1
+  registers = [ {{ metric = "level", address = 0 }} ]
+""")
+    agent = Agent(cfg)
+    assert ("modbus.meter", "modbus") in [(s.ctx.name, s.ctx.kind) for s in agent.sources]
+    agent.start()
+    try:
+        ok = agent.telemetry.find("edgecollect.modbus.requests", source="modbus.meter", **{"modbus.unit": 1})
+        assert ok is not None
+        assert wait_for(lambda: ok.value("ok") >= 3)
+        assert wait_for(lambda: agent.spool.stats().points >= 3)
+    finally:
+        agent.shutdown(5)

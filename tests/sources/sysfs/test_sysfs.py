@@ -136,12 +136,14 @@ def test_agent_starts_the_source_only_where_a_bus_exists(tmp_path: Path, tree: s
         "from edgecollect.config import loads\n"
         "from edgecollect.runtime import Agent\n"
         f"agent = Agent(loads({toml!r}))\n"
-        "print([s.ctx.name for s in agent.sources], 'edgecollect.sources.sysfs.source' in sys.modules)\n"
+        "print([s.ctx.name for s in agent.sources], 'edgecollect.sources.sysfs.source' in sys.modules,\n"
+        "      'pymodbus' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert out.returncode == 0, out.stderr
-    names = "['sysfs', 'self'] True" if expected else "['self'] False"
+    # and no Modbus library in an agent without a modbus source
+    names = "['sysfs', 'self'] True False" if expected else "['self'] False False"
     assert out.stdout.strip() == names
 
 
