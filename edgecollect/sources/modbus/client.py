@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.exceptions import ConnectionException, ModbusIOException
 from pymodbus.framer import FramerRTU
 
 from edgecollect.sources.modbus.config import ModbusConfig, tcp_address
@@ -87,7 +87,7 @@ class Bus:
             return Reply("connect", detail=str(exc))
         except ModbusIOException as exc:
             return Reply(self._silence_reason(), detail=str(exc))
-        except (ModbusException, OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the library raises, the bus thread goes on
             self.close()
             return Reply("bad_response", detail=f"{type(exc).__name__}: {exc}")
         if response is None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import random
+import struct
 import time
 from dataclasses import dataclass
 
@@ -132,7 +133,7 @@ class ModbusSource:
             for reg in read.registers:
                 try:
                     value = decode(reg, reply.values, read.address)
-                except (IndexError, ValueError, OverflowError):  # a short answer: counted above
+                except (IndexError, ValueError, OverflowError, struct.error):  # a short answer: counted above
                     continue
                 points.append(Point(dev.series[id(reg)], value, time_ns=now_ns))
         dev.silent_polls = dev.silent_polls + 1 if failure in SILENT else 0

@@ -133,3 +133,27 @@ def test_check_config_does_not_import_pymodbus() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_registers_as_tables_get_their_own_line_in_errors() -> None:
+    text = """\
+[[sources.modbus]]
+name = "probe"
+port = "/dev/ttyUSB0"
+[[sources.modbus.devices]]
+unit = 3
+[[sources.modbus.devices.registers]]
+metric = "hw.temperature"
+address = 1
+[[sources.modbus.devices.registers]]
+metric = "sensor.humidity"
+address = 2
+type = "float32"
+bit = 1
+"""
+    with pytest.raises(ConfigError) as err:
+        loads(text, "probe.toml")
+    where = "probe.toml:13: sources.modbus[0].devices[0].registers[1].bit: expected"
+    assert str(err.value).startswith(where), err.value
+    fixed = loads(text.replace("bit = 1\n", ""), "probe.toml")
+    assert [r.metric for r in fixed.sources.modbus[0].devices[0].registers] == ["hw.temperature", "sensor.humidity"]

@@ -313,3 +313,15 @@ interval = "200ms"
         assert wait_for(lambda: agent.spool.stats().points >= 3)
     finally:
         agent.shutdown(5)
+
+
+def test_a_serial_port_absent_at_start_is_counted_and_backed_off(tmp_path: Path) -> None:
+    cfg = ModbusConfig(name="rs485", port=str(tmp_path / "ttyUSB9"), timeout=0.2,
+                       devices=(DeviceConfig(1, (R("v", 0),)), DeviceConfig(2, (R("v", 0),))))
+    ctx = make_ctx()
+    source = ModbusSource(cfg, ctx)
+    for dev in source.devices:
+        assert source.poll(dev) == 0
+    assert requests(ctx) == {1: {"connect": 1}, 2: {"connect": 1}}
+    assert [d.silent_polls for d in source.devices] == [1, 1]
+    assert len(Collected(ctx).pull().logs) == 2  # one line per device, not per request
