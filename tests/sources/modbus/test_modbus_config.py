@@ -60,16 +60,16 @@ interval = "10s"
     ("text", "line", "key", "expected"),
     [
         (config(unit=300), 5, "sources.modbus[0].devices[0].unit", "unit id 0..255"),
-        (config('{ metric = "p", address = 70000 }'), 6, "registers[0].address", "0-based protocol address"),
-        (config('{ metric = "p", address = 65535, type = "float32" }'), 6, "registers[0].address",
+        (config('{ metric = "p", address = 70000 }'), 7, "registers[0].address", "0-based protocol address"),
+        (config('{ metric = "p", address = 65535, type = "float32" }'), 7, "registers[0].address",
          "at most 65534"),
-        (config('{ metric = "p", address = 0, type = "float32", bit = 3 }'), 6, "registers[0].bit",
+        (config('{ metric = "p", address = 0, type = "float32", bit = 3 }'), 7, "registers[0].bit",
          "integer type"),
-        (config('{ metric = "p", address = 0, type = "uint16", bit = 16 }'), 6, "registers[0].bit", "0..15"),
-        (config('{ metric = "p", address = 0, kind = "coil", type = "float32" }'), 6, "registers[0].type",
+        (config('{ metric = "p", address = 0, type = "uint16", bit = 16 }'), 7, "registers[0].bit", "0..15"),
+        (config('{ metric = "p", address = 0, kind = "coil", type = "float32" }'), 7, "registers[0].type",
          "bool (or unset) for a coil"),
-        (config('{ metric = "p", address = 0, bit = 1, scale = 0.1 }'), 6, "registers[0].scale", "1 and offset 0"),
-        (config('{ metric = "p", address = 0, kind = "register" }'), 6, "registers[0].kind", "one of 'holding'"),
+        (config('{ metric = "p", address = 0, bit = 1, scale = 0.1 }'), 7, "registers[0].scale", "1 and offset 0"),
+        (config('{ metric = "p", address = 0, kind = "register" }'), 7, "registers[0].kind", "one of 'holding'"),
         (config('{ metric = "a", address = 0, type = "uint32" }, { metric = "b", address = 1 }'), 6,
          "devices[0].registers", "without overlaps: 'a' (holding 0, 2 registers) and 'b'"),
         (config('{ metric = "a", address = 0 }, { metric = "a", address = 1 }'), 6, "devices[0].registers",
@@ -133,6 +133,13 @@ def test_check_config_does_not_import_pymodbus() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_second_register_of_a_multi_line_array_gets_its_own_line() -> None:
+    text = config('{ metric = "ok", address = 0 },\n    { metric = "bad", address = 1, type = "float64", bit = 2 }')
+    with pytest.raises(ConfigError) as err:
+        loads(text, "gw.toml")
+    assert str(err.value).startswith("gw.toml:8: sources.modbus[0].devices[0].registers[1].bit: expected"), err.value
 
 
 def test_registers_as_tables_get_their_own_line_in_errors() -> None:
