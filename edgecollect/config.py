@@ -43,6 +43,7 @@ from edgecollect.configtypes import (
 )
 from edgecollect.errors import ConfigError
 from edgecollect.sources.host import HostConfig
+from edgecollect.sources.sysfs.config import SysfsConfig
 from edgecollect.tomlpos import PathKey, dotted, key_lines, line_of
 
 if sys.version_info >= (3, 11):
@@ -114,6 +115,7 @@ class SpoolConfig:
 ARRAY_SOURCES: dict[str, tuple[str, str]] = {
     "mqtt": ("edgecollect.sources.mqtt", "MqttConfig"),
     "serial": ("edgecollect.sources.serial", "SerialConfig"),
+    "modbus": ("edgecollect.sources.modbus", "ModbusConfig"),
 }
 
 
@@ -122,6 +124,8 @@ class SourcesConfig:
     host: HostConfig = field(default_factory=HostConfig)
     mqtt: tuple[Any, ...] = ()  # MqttConfig, from edgecollect.sources.mqtt
     serial: tuple[Any, ...] = ()  # SerialConfig, from edgecollect.sources.serial
+    modbus: tuple[Any, ...] = ()  # ModbusConfig, from edgecollect.sources.modbus
+    sysfs: SysfsConfig = field(default_factory=SysfsConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,11 +243,12 @@ class _Loader:
         path: PathKey = ("sources",)
         if not isinstance(data, dict):
             raise self.error(path, "a table", describe(data))
-        unknown = set(data) - {"host", *ARRAY_SOURCES}
+        unknown = set(data) - {"host", "sysfs", *ARRAY_SOURCES}
         if unknown:
             key = sorted(unknown)[0]
-            raise self.error((*path, key), "one of host, " + ", ".join(ARRAY_SOURCES), "unknown source kind")
+            raise self.error((*path, key), "one of host, sysfs, " + ", ".join(ARRAY_SOURCES), "unknown source kind")
         host = self.convert(data.get("host", {}), HostConfig, (*path, "host"))
+        sysfs = self.convert(data.get("sysfs", {}), SysfsConfig, (*path, "sysfs"))
         arrays: dict[str, tuple[Any, ...]] = {}
         for kind, (module, cls_name) in ARRAY_SOURCES.items():
             if kind not in data:
@@ -251,7 +256,7 @@ class _Loader:
                 continue
             cls = getattr(importlib.import_module(module), cls_name)
             arrays[kind] = self.convert(data[kind], tuple[cls, ...], (*path, kind))  # type: ignore[valid-type]
-        return SourcesConfig(host=host, mqtt=arrays["mqtt"], serial=arrays["serial"])
+        return SourcesConfig(host=host, sysfs=sysfs, **arrays)
 
     def upstream(self, data: object) -> Any:
         if data is None:

@@ -21,6 +21,7 @@ from typing import Any
 from edgecollect.config import ARRAY_SOURCES, AgentConfig, BatchConfig, BufferConfig, SpoolConfig
 from edgecollect.configtypes import Duration, Size, split_range
 from edgecollect.sources.host import HostConfig
+from edgecollect.sources.sysfs.config import SysfsConfig
 
 HEADER = """\
 # edgecollect reference configuration.
@@ -138,7 +139,7 @@ def _render(cls: type, table: str, lines: list[str], array: bool = False, commen
 def render() -> str:
     lines = [HEADER]
     for cls, table in ((AgentConfig, "agent"), (BufferConfig, "buffer"), (BatchConfig, "batch"),
-                       (SpoolConfig, "spool"), (HostConfig, "sources.host")):
+                       (SpoolConfig, "spool"), (HostConfig, "sources.host"), (SysfsConfig, "sources.sysfs")):
         _render(cls, table, lines)
     for kind, (module, name) in ARRAY_SOURCES.items():
         lines.append(f"# Any number of {kind} sources, each an array-of-tables entry.")

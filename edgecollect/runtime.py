@@ -120,6 +120,14 @@ class Agent:
 
             for i, scfg in enumerate(srcs.serial):
                 self.add_source(f"serial.{i}", "serial", functools.partial(SerialSource, scfg))
+        for bus in srcs.modbus:
+            from edgecollect.sources.modbus.source import ModbusSource  # pymodbus only when used
+
+            self.add_source(f"modbus.{bus.name}", "modbus", functools.partial(ModbusSource, bus))
+        if srcs.sysfs.wanted():  # "auto": only where the board has 1-Wire, IIO or hwmon inputs
+            from edgecollect.sources.sysfs.source import SysfsSource
+
+            self.add_source("sysfs", "sysfs", functools.partial(SysfsSource, srcs.sysfs))
         interval = self.cfg.agent.self_interval
         self.self_ctx = self.add_source("self", "self", lambda ctx: SelfTelemetrySource(self.telemetry, interval, ctx))
         if self.cfg.upstream is not None:
