@@ -41,6 +41,7 @@ _FOUR_SECONDS = Duration(4.0)
 _ONE_MIB = Size(1024 * 1024)
 _256_MIB = Size(256 * 1024**2)
 _THIRTY_DAYS = Duration(30 * 86400.0)
+_FIVE_MINUTES = Duration(300.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,9 @@ class BatchConfig:
 class SpoolConfig:
     max_size: Size = _256_MIB
     max_age: Duration = _THIRTY_DAYS
-    when_full: Overflow = "drop_oldest"
+    # downsample: coarsen the oldest batches into per-window aggregates first, drop only if not enough
+    when_full: Literal["drop_oldest", "drop_newest", "downsample"] = "drop_oldest"
+    downsample_window: Duration = _FIVE_MINUTES  # when_full = "downsample": the aggregation window
     # Why one fsync suffices on ext4/f2fs/xfs/btrfs: see spool.py's docstring.
     sync: Literal["file", "file+dir"] = "file"  # file: one fsync per batch; file+dir: also the directory
 
@@ -121,6 +124,7 @@ class Config:
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     upstream: Any = None  # UpstreamConfig from edgecollect.exporters.upstream; None: offline
+    processors: tuple[Any, ...] = ()  # [[processors]], from edgecollect.processors.config
     path: str = "<defaults>"
 
     def state_dir(self) -> Path:
@@ -170,12 +174,14 @@ def loads(text: str, filename: str = "<string>") -> Config:
     loader = _Loader(filename, key_lines(text))
     sources = data.pop("sources", {})
     upstream = data.pop("upstream", None)
+    processors = data.pop("processors", None)
     partial = loader.convert(data, Config, ())
     assert isinstance(partial, Config)
     return dataclasses.replace(
         partial,
         sources=loader.sources(sources),
         upstream=loader.upstream(upstream),
+        processors=loader.processors(processors),
         path=filename,
     )
 
@@ -238,6 +244,11 @@ class _Loader:
             cls = getattr(importlib.import_module(module), cls_name)
             arrays[kind] = self.convert(data[kind], tuple[cls, ...], (*path, kind))  # type: ignore[valid-type]
         return SourcesConfig(host=host, mqtt=arrays["mqtt"], serial=arrays["serial"])
+
+    def processors(self, data: object) -> tuple[Any, ...]:
+        if data is None:
+            return ()
+        return tuple(importlib.import_module("edgecollect.processors").load(self, data))
 
     def upstream(self, data: object) -> Any:
         if data is None:
