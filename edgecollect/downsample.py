@@ -41,7 +41,8 @@ WINDOW_KEY = b"edgecollect.downsampled"
 RANGE_KEY = b"edgecollect.downsampled_range"
 GAUGE_FUNCTIONS = ("min", "max", "mean", "last", "count")
 MERGE_MAX_ROWS = 50_000  # a downsampled batch grows by merging up to this many rows
-GROUP_MAX_BATCHES = 32  # raw batches coarsened in one rewrite
+GROUP_MAX_BATCHES = 32  # raw batches coarsened in one rewrite, at most
+GROUP_FRACTION = 16  # and at least 1/16 of the cap's worth, so rewrites are not one per write
 
 
 def describe(payload: bytes) -> str:
@@ -162,18 +163,24 @@ class Downsampler:
     def make_room(self, size: int) -> None:
         """Coarsen the oldest raw batches until `size` more bytes fit (spool lock held)."""
         spool = self.spool
-        while spool._bytes + size > spool.max_size:
-            if not self._coarsen_oldest():
+        while (needed := spool._bytes + size - spool.max_size) > 0:
+            if not self._coarsen_oldest(max(needed, spool.max_size // GROUP_FRACTION)):
                 return
 
-    def _coarsen_oldest(self) -> bool:
+    def _coarsen_oldest(self, target_bytes: int) -> bool:
+        """Coarsen the oldest raw batches worth about `target_bytes`: no more, so recent data stays raw."""
         spool = self.spool
         batches = sorted(spool._index.values(), key=lambda b: b.id)
         metrics = [b for b in batches if b.signal == "metrics"]
         raw = [b for b in metrics if not self.is_downsampled(b)]
         if not raw:
             return False
-        group = raw[:GROUP_MAX_BATCHES]
+        group: list[SpooledBatch] = []
+        for batch in raw[:GROUP_MAX_BATCHES]:
+            group.append(batch)
+            target_bytes -= batch.size
+            if target_bytes <= 0:
+                break
         previous = [b for b in metrics if self.is_downsampled(b) and b.id < group[0].id]
         tables: list[pa.Table] = []
         meta: dict[bytes, bytes] = {}

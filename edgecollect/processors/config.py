@@ -60,7 +60,7 @@ class FilterConfig(_Common):
         check_globs("exclude", self.exclude)
         check_globs("where", tuple(self.where.values()))
         if not self.include and not self.exclude:
-            raise ValueError("include must be set (or exclude): a filter with neither keeps everything")
+            raise ValueError("include must be non-empty, or exclude: a filter with neither keeps everything")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ class AttributesConfig(_Common):
     def __post_init__(self) -> None:
         _Common.__post_init__(self)
         if not (self.set or self.delete or self.rename):
-            raise ValueError("set must be given (or delete, rename): this processor would change nothing")
+            raise ValueError("set must be non-empty, or delete, or rename: this processor would change nothing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +119,7 @@ class AggregateConfig(_Common):
             hit = next((n for n in KNOWN_COUNTERS if re.fullmatch(translate(glob), n)), None)
             if hit and numeric:
                 raise ValueError(
-                    f"functions must suit the metric kind: {', '.join(numeric)} apply to gauges, "
+                    f"functions must be suited to the metric kind: {', '.join(numeric)} apply to gauges, "
                     f"and {hit} (matched by {glob!r}) is a cumulative sum, which keeps its last value"
                 )
 
