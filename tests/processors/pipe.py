@@ -67,8 +67,11 @@ def pipe(toml: str, source: str = "mqtt.0", now_s: float = 0.0) -> Pipe:
     registry, telemetry, clock = SeriesRegistry(max_series=1000), Telemetry(), SetClock(now_s)
     make = ring_factory(cfg.processors, source, registry, telemetry, clock)
     ring = make(
-        source, 10_000, "drop_oldest",
-        telemetry.counter("buffer", "dropped", "policy"), telemetry.counter("buffer", "logs_dropped", "policy"),
+        source,
+        10_000,
+        "drop_oldest",
+        telemetry.counter("buffer", "dropped", "policy"),
+        telemetry.counter("buffer", "logs_dropped", "policy"),
     )
     ctx = SourceContext(source, source.split(".")[0], ring, threading.Event(), registry, telemetry, clock)
     p = Pipe(ctx, clock, telemetry, registry)

@@ -16,11 +16,18 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     ("body", "line", "text"),
     [
-        ('kind = "smooth"', 4, 'processors[0].kind: expected one of filter, attributes, transform, deadband, aggregate'),
+        (
+            'kind = "smooth"',
+            4,
+            "processors[0].kind: expected one of filter, attributes, transform, deadband, aggregate",
+        ),
         ('kind = "filter"\nexclude = ["ok", "bad[glob"]', 5, "processors[0].exclude: expected globs"),
         ('kind = "filter"\nsources = [""]\nexclude = ["x"]', 5, "processors[0].sources: expected globs"),
-        ('kind = "aggregate"\nmetrics = ["system.network.*"]\nfunctions = ["mean", "last"]', 6,
-         "processors[0].functions: expected suited to the metric kind: mean apply to gauges, and system.network.io"),
+        (
+            'kind = "aggregate"\nmetrics = ["system.network.*"]\nfunctions = ["mean", "last"]',
+            6,
+            "processors[0].functions: expected suited to the metric kind: mean apply to gauges, and system.network.io",
+        ),
         ('kind = "deadband"\nthreshold = 1.0\npercent = 5.0', 6, "processors[0].percent"),
         ('kind = "aggregate"\nfunctions = ["median"]', 5, "processors[0].functions[0]: expected one of 'min'"),
         ('kind = "filter"\nexlude = ["x"]', 5, "processors[0].exlude: expected one of"),
@@ -45,7 +52,7 @@ def test_explain_prints_each_sources_chain(tmp_path: Path, capsys: pytest.Captur
     cfg = tmp_path / "gw.toml"
     cfg.write_text(f"""
 [agent]
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 
 [[processors]]
 kind = "deadband"

@@ -28,7 +28,12 @@ def test_deadband_emits_changes_forced_silence_and_the_held_value_at_shutdown() 
     p.emit(gauge("other", 1.0, 5), gauge("other", 1.0, 6))  # not selected: passes as is
     close(p)
     assert p.out() == [
-        ("t", 0.0, 20.0), ("t", 3.0, 20.6), ("t", 70.0, 20.5), ("other", 5.0, 1.0), ("other", 6.0, 1.0), ("t", 71.0, 20.6),
+        ("t", 0.0, 20.0),
+        ("t", 3.0, 20.6),
+        ("t", 70.0, 20.5),
+        ("other", 5.0, 1.0),
+        ("other", 6.0, 1.0),
+        ("t", 71.0, 20.6),
     ]
     assert p.dropped("deadband.0") == {"deadband": 3}
 
@@ -94,24 +99,45 @@ def test_aggregate_windows_align_and_carry_end_time_and_start_time() -> None:
     p.emit(gauge("p", 10.0, t0 + 60, unit="W"))  # exactly on the boundary: the next window
     p.emit(gauge("p", 7.0, t0 + 50, unit="W"))  # late for a window already emitted
     rows = p.drain_table()
-    got = [(r["name"], r["unit"], r["start_time_unix_nano"].timestamp() - t0, r["time_unix_nano"].timestamp() - t0,
-            r["double_value"], r["int_value"]) for r in rows]
-    assert sorted(got) == sorted([
-        ("p.min", "W", 0.0, 60.0, 1.0, None), ("p.max", "W", 0.0, 60.0, 3.0, None),
-        ("p.mean", "W", 0.0, 60.0, 2.0, None), ("p.last", "W", 0.0, 60.0, None, 2),
-        ("p.count", "1", 0.0, 60.0, None, 3),
-    ])
+    got = [
+        (
+            r["name"],
+            r["unit"],
+            r["start_time_unix_nano"].timestamp() - t0,
+            r["time_unix_nano"].timestamp() - t0,
+            r["double_value"],
+            r["int_value"],
+        )
+        for r in rows
+    ]
+    assert sorted(got) == sorted(
+        [
+            ("p.min", "W", 0.0, 60.0, 1.0, None),
+            ("p.max", "W", 0.0, 60.0, 3.0, None),
+            ("p.mean", "W", 0.0, 60.0, 2.0, None),
+            ("p.last", "W", 0.0, 60.0, None, 2),
+            ("p.count", "1", 0.0, 60.0, None, 3),
+        ]
+    )
     assert p.dropped("aggregate.0") == {"late": 1}
     p.clock.now = (t0 + 90) * S
     close(p)  # shutdown mid-window: the open window is flushed
-    assert sorted((n, t - t0, v) for n, t, v in p.out()) == sorted([
-        ("p.min", 120.0, 10.0), ("p.max", 120.0, 10.0), ("p.mean", 120.0, 10.0), ("p.last", 120.0, 10.0), ("p.count", 120.0, 1),
-    ])
+    assert sorted((n, t - t0, v) for n, t, v in p.out()) == sorted(
+        [
+            ("p.min", 120.0, 10.0),
+            ("p.max", 120.0, 10.0),
+            ("p.mean", 120.0, 10.0),
+            ("p.last", 120.0, 10.0),
+            ("p.count", 120.0, 1),
+        ]
+    )
 
 
 def test_aggregate_sums_are_never_averaged() -> None:
     p = pipe(AGGREGATE)
-    p.emit(counter("c", 5, 10), counter("c", 7, 20), counter("d", 1, 10, kind="delta"), counter("d", 2, 20, kind="delta"))
+    p.emit(
+        counter("c", 5, 10), counter("c", 7, 20), counter("d", 1, 10, kind="delta"), counter("d", 2, 20, kind="delta")
+    )
     p.emit(counter("c", 2, 70))  # a reset in the next window
     assert p.out() == [("c", 60.0, 7)]
     close(p)
@@ -124,13 +150,23 @@ def test_aggregate_timer_emits_an_ended_window_after_its_grace() -> None:
     p.clock.now = 61 * S
     assert p.out() == []  # ended, but points may still be in flight (2 s grace)
     p.clock.now = 62 * S
-    assert sorted(p.out()) == sorted([
-        ("p.min", 60.0, 4.0), ("p.max", 60.0, 4.0), ("p.mean", 60.0, 4.0), ("p.last", 60.0, 4.0), ("p.count", 60.0, 1),
-    ])
+    assert sorted(p.out()) == sorted(
+        [
+            ("p.min", 60.0, 4.0),
+            ("p.max", 60.0, 4.0),
+            ("p.mean", 60.0, 4.0),
+            ("p.last", 60.0, 4.0),
+            ("p.count", 60.0, 1),
+        ]
+    )
 
 
 def test_aggregate_keep_raw_passes_raw_points_too() -> None:
-    p = pipe(AGGREGATE.replace('functions = ["min", "max", "mean", "last", "count"]', 'functions = ["mean"]\nkeep_raw = true'))
+    p = pipe(
+        AGGREGATE.replace(
+            'functions = ["min", "max", "mean", "last", "count"]', 'functions = ["mean"]\nkeep_raw = true'
+        )
+    )
     p.emit(gauge("p", 1.0, 1), gauge("p", 2.0, 2))
     close(p)
     assert p.out() == [("p", 1.0, 1.0), ("p", 2.0, 2.0), ("p.mean", 60.0, 1.5)]
@@ -159,7 +195,9 @@ def test_aggregate_on_receipt_acks_at_once() -> None:
 
 
 def test_chain_runs_in_file_order_and_timer_output_goes_through_later_stages() -> None:
-    p = pipe(AGGREGATE + """
+    p = pipe(
+        AGGREGATE
+        + """
 [[processors]]
 kind = "filter"
 include = ["p.mean", "c", "d"]
@@ -167,7 +205,8 @@ include = ["p.mean", "c", "d"]
 [[processors]]
 kind = "attributes"
 set = { site = "barn-2" }
-""")
+"""
+    )
     p.emit(gauge("p", 1.0, 10), gauge("p", 3.0, 20))
     p.clock.now = 63 * S
     rows = p.drain_table()

@@ -30,7 +30,9 @@ kind = "filter"
 exclude = ["*"]
 where = { "device.id" = "test-*" }
 """)
-    p.emit(gauge("t", 1.0, 1, **{"device.id": "test-7"}), gauge("t", 2.0, 1, **{"device.id": "barn-1"}), gauge("t", 3.0, 1))
+    p.emit(
+        gauge("t", 1.0, 1, **{"device.id": "test-7"}), gauge("t", 2.0, 1, **{"device.id": "barn-1"}), gauge("t", 3.0, 1)
+    )
     assert p.out() == [("t", 1.0, 2.0), ("t", 1.0, 3.0)]
 
 
@@ -64,7 +66,9 @@ unit = "Cel"
     rows = p.out()
     assert [(n, t) for n, t, _ in rows] == [("sensor.temperature", 1.0), ("sensor.temperature", 2.0), ("rh", 2.0)]
     assert abs(rows[0][2] - 100.0) < 1e-9 and abs(rows[1][2]) < 1e-9 and rows[2][2] == 40.0
-    assert {p.registry.series(i).unit for i in range(len(p.registry)) if p.registry.series(i).name.startswith("sensor")} == {"Cel"}
+    assert {
+        p.registry.series(i).unit for i in range(len(p.registry)) if p.registry.series(i).name.startswith("sensor")
+    } == {"Cel"}
 
 
 def test_nan_is_rejected_before_the_chain() -> None:
