@@ -207,10 +207,10 @@ def main() -> None:
     print(f"{'':28}{'points in':>11}{'points out':>12}{'spool bytes':>13}{'wire bytes':>12}{'wire+zstd':>11}")
     for r in (without, with_):
         print(f"{r.label:28}{r.points_in:>11}{r.points_out:>12}{r.spool_bytes:>13}{r.wire_bytes:>12}{r.wire_zstd:>11}")
-    print(
-        f"\nsaving: spool {without.spool_bytes / with_.spool_bytes:.1f}x, wire {without.wire_bytes / with_.wire_bytes:.1f}x "
-        f"(with gRPC zstd {without.wire_zstd / with_.wire_zstd:.1f}x), points {without.points_out / with_.points_out:.1f}x"
-    )
+    keys = ("spool_bytes", "wire_bytes", "wire_zstd", "points_out")
+    ratio = {k: getattr(without, k) / getattr(with_, k) for k in keys}
+    print(f"\nsaving: spool {ratio['spool_bytes']:.1f}x, wire {ratio['wire_bytes']:.1f}x "
+          f"(with gRPC zstd {ratio['wire_zstd']:.1f}x), points {ratio['points_out']:.1f}x")
     print("\nCPU per input point, per processor (process time of its process() calls):")
     for name, seconds in with_.stage_s.items():
         n = with_.stage_points[name]
