@@ -182,19 +182,23 @@ class Agent:
             self.forwarder.notify()  # it waits on its own wake-up, not on the stop event
         # Flush while sources are still winding down: an MQTT source can then ack its broker for
         # what this flush made durable before it disconnects (otherwise: redelivery, duplicates).
+        self._close_processors()  # held deadband points and open aggregate windows go too
         flushed = self.batcher.flush()
         for st in self.sources:
             if st.thread is not None:
                 st.thread.join(max(0.0, deadline - time.monotonic() - 0.5))
-        if self.cfg.processors:  # held deadband points and open aggregate windows
-            from edgecollect.processors import close_all
-
-            close_all(st.ctx.ring for st in self.sources)
+        self._close_processors()  # what arrived while the sources wound down
         self.self_ctx.emit(self.telemetry.points())  # the last word on our own counters
         flushed += self.batcher.flush()
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         log.info("edgecollect stopped: %d points flushed to the spool at shutdown", flushed)
+
+    def _close_processors(self) -> None:
+        if self.cfg.processors:
+            from edgecollect.processors import close_all
+
+            close_all(st.ctx.ring for st in self.sources)
 
     # -- clock -------------------------------------------------------------------------------
 
