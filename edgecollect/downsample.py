@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 WINDOW_KEY = b"edgecollect.downsampled"
 RANGE_KEY = b"edgecollect.downsampled_range"
 GAUGE_FUNCTIONS = ("min", "max", "mean", "last", "count")
+HEAD_BYTES = 64 * 1024  # a batch's schema message (with the resource metadata) fits in this
 MERGE_MAX_ROWS = 50_000  # a downsampled batch grows by merging up to this many rows
 GROUP_MAX_BATCHES = 32  # raw batches coarsened in one rewrite, at most
 GROUP_FRACTION = 16  # and at least 1/16 of the cap's worth, so rewrites are not one per write
@@ -147,16 +149,10 @@ class Downsampler:
         self._bytes_saved = self.telemetry.counter("spool", "downsample_saved", unit="By")
 
     def is_downsampled(self, batch: SpooledBatch) -> bool:
+        """From the batch's schema metadata, read once (only the file's head) and remembered."""
         found = self._downsampled.get(batch.id)
         if found is None:
-            found = False
-            if batch.signal == "metrics":
-                try:
-                    with open(batch.path, "rb") as fh:
-                        data = fh.read()
-                    found = bool(describe(data[32:-4]))
-                except OSError:
-                    found = False
+            found = batch.signal == "metrics" and _peek_downsampled(batch.path)
             self._downsampled[batch.id] = found
         return found
 
@@ -170,18 +166,20 @@ class Downsampler:
     def _coarsen_oldest(self, target_bytes: int) -> bool:
         """Coarsen the oldest raw batches worth about `target_bytes`: no more, so recent data stays raw."""
         spool = self.spool
-        batches = sorted(spool._index.values(), key=lambda b: b.id)
-        metrics = [b for b in batches if b.signal == "metrics"]
-        raw = [b for b in metrics if not self.is_downsampled(b)]
-        if not raw:
-            return False
         group: list[SpooledBatch] = []
-        for batch in raw[:GROUP_MAX_BATCHES]:
+        for batch in sorted(spool._index.values(), key=lambda b: b.id):
+            if batch.signal != "metrics" or self.is_downsampled(batch):
+                continue
             group.append(batch)
             target_bytes -= batch.size
-            if target_bytes <= 0:
+            if target_bytes <= 0 or len(group) >= GROUP_MAX_BATCHES:
                 break
-        previous = [b for b in metrics if self.is_downsampled(b) and b.id < group[0].id]
+        if not group:
+            return False
+        # Aggregates get fresh ids, so the latest downsampled batch holds the data just before
+        # the group's (the oldest raw data is always coarsened first).
+        known = [i for i, d in self._downsampled.items() if d and i in spool._index]
+        previous = [spool._index[max(known)]] if known else []
         tables: list[pa.Table] = []
         meta: dict[bytes, bytes] = {}
         inputs: list[SpooledBatch] = []
@@ -228,6 +226,17 @@ class Downsampler:
             len(inputs), sum(b.points for b in inputs), new_id, coarse.num_rows, f"{self.window_s:g}s",
         )
         return True
+
+
+def _peek_downsampled(path: Path) -> bool:
+    """Whether a spool file's batch is downsampled, from the schema at the head of its payload."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(HEAD_BYTES)
+        schema = pa.ipc.open_stream(pa.py_buffer(head[32:])).schema
+    except (OSError, pa.ArrowInvalid):
+        return False
+    return WINDOW_KEY in (schema.metadata or {})
 
 
 def batch_format_of(meta: dict[bytes, bytes]) -> str:

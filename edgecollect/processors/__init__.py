@@ -85,7 +85,8 @@ def build_chain(
     if not stages:
         return None
     for stage in stages:
-        telemetry.gauge("processor", "series", stage.state_size, unit="{series}", base={"processor": stage.name})
+        base = {"processor": stage.name, "source": source}
+        telemetry.gauge("processor", "series", stage.state_size, unit="{series}", base=base)
     return Chain(stages)
 
 
