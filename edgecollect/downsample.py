@@ -144,9 +144,11 @@ class Downsampler:
     def __post_init__(self) -> None:
         self._window_ns = int(self.window_s * 1e9)
         self._downsampled: dict[int, bool] = {}  # batch id -> is a downsampled batch
+        self._unusable: set[int] = set()  # batch ids that failed to decode: never coarsened
         self._batches = self.telemetry.counter("spool", "downsampled_batches")
         self._points_in = self.telemetry.counter("spool", "downsampled_points", "direction")
         self._bytes_saved = self.telemetry.counter("spool", "downsample_saved", unit="By")
+        self._failures = self.telemetry.counter("spool", "downsample_failures")
 
     def is_downsampled(self, batch: SpooledBatch) -> bool:
         """From the batch's schema metadata, read once (only the file's head) and remembered."""
@@ -160,7 +162,13 @@ class Downsampler:
         """Coarsen the oldest raw batches until `size` more bytes fit (spool lock held)."""
         spool = self.spool
         while (needed := spool._bytes + size - spool.max_size) > 0:
-            if not self._coarsen_oldest(max(needed, spool.max_size // GROUP_FRACTION)):
+            try:
+                if not self._coarsen_oldest(max(needed, spool.max_size // GROUP_FRACTION)):
+                    return
+            except (pa.ArrowException, ValueError, KeyError) as exc:
+                # A batch we cannot coarsen must not fail the write: the spool drops instead.
+                self._failures.inc()
+                log.error("spool: downsampling failed (%s); dropping the oldest instead", exc)
                 return
 
     def _coarsen_oldest(self, target_bytes: int) -> bool:
@@ -168,7 +176,7 @@ class Downsampler:
         spool = self.spool
         group: list[SpooledBatch] = []
         for batch in sorted(spool._index.values(), key=lambda b: b.id):
-            if batch.signal != "metrics" or self.is_downsampled(batch):
+            if batch.signal != "metrics" or batch.id in self._unusable or self.is_downsampled(batch):
                 continue
             group.append(batch)
             target_bytes -= batch.size
@@ -185,16 +193,23 @@ class Downsampler:
         inputs: list[SpooledBatch] = []
         for batch in group:
             payload = spool.read_locked(batch)
-            if payload is None:
-                continue
-            table, batch_meta = _decoded(payload)
-            if batch_format_of(batch_meta) != METRICS_FORMAT:
+            try:
+                if payload is None:
+                    raise ValueError("unreadable")
+                table, batch_meta = _decoded(payload)
+                if batch_format_of(batch_meta) != METRICS_FORMAT:
+                    raise ValueError(f"format {batch_format_of(batch_meta)!r}")
+            except (pa.ArrowException, ValueError) as exc:
+                # Left as it is: dropped in its turn when nothing raw is left to coarsen.
+                self._unusable.add(batch.id)
+                self._failures.inc()
+                log.error("spool: batch %d cannot be downsampled (%s); it stays until dropped", batch.id, exc)
                 continue
             meta = meta or batch_meta
             tables.append(table)
             inputs.append(batch)
         if not tables:
-            return False
+            return True  # the group was unusable; the next call looks further
         coarse = coarsen(pa.concat_tables(tables), self._window_ns)
         merged_from: list[SpooledBatch] = []
         if previous and previous[-1].points + coarse.num_rows <= MERGE_MAX_ROWS:
@@ -217,6 +232,7 @@ class Downsampler:
         for batch in replaced:
             spool.remove_locked(batch)
             self._downsampled.pop(batch.id, None)
+        self._unusable &= set(spool._index)
         self._batches.inc()
         self._points_in.inc("in", sum(b.points for b in inputs))
         self._points_in.inc("out", coarse.num_rows)

@@ -27,6 +27,10 @@ from edgecollect.clock import Clock
 from edgecollect.model import LogRecord
 from edgecollect.processors.base import Row, Stage
 
+# What one series' state costs a stage at most (a dict entry and a small slotted object): measured
+# with tracemalloc on CPython 3.11, deadband ~225 B (with a held row), aggregate ~150 B, filter ~40 B.
+STATE_BYTES = 240
+
 
 class Chain:
     def __init__(self, stages: Sequence[Stage]) -> None:
@@ -100,6 +104,10 @@ class ProcessingRing(Ring):
     def drain(self, limit: int | None = None) -> Drained:
         self.tick(self._clock.now_ns())
         return super().drain(limit)
+
+    def memory_bytes(self) -> int:
+        """The ring's budget plus the chain's per-series state, so the buffer gauge shows both."""
+        return super().memory_bytes() + STATE_BYTES * sum(s.state_size() for s in self.chain.stages)
 
     def close(self) -> None:
         """Shutdown: emit every held deadband point and every open aggregate window."""

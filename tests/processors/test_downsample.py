@@ -147,3 +147,20 @@ def test_reopened_spool_still_knows_its_downsampled_batches(tmp_path: Path) -> N
     for hour in range(4, 8):
         assert again.append("metrics", *hour_batch(hour)) is not None
         assert again.stats().bytes <= cap
+
+
+def test_a_batch_that_cannot_be_coarsened_is_counted_and_skipped_not_fatal(tmp_path: Path) -> None:
+    payload, _ = hour_batch(0)
+    cap = int((OVERHEAD + len(payload)) * 2.5)
+    telemetry = Telemetry()
+    spool = Spool(tmp_path / "s", telemetry, max_size=cap, when_full="downsample", downsample_window_s=300.0)
+    spool.open()
+    spool.append("metrics", b"not an arrow stream", 5)
+    for hour in range(4):
+        assert spool.append("metrics", *hour_batch(hour)) is not None
+        assert spool.stats().bytes <= cap
+    failures = telemetry.find("edgecollect.spool.downsample_failures")
+    dropped = telemetry.find("edgecollect.spool.points_dropped")
+    assert failures is not None and failures.total() == 1  # tried once, then left aside
+    assert dropped is not None and dropped.total() == 0  # the good batches were coarsened instead
+    assert spool.list()[0].points == 5  # the bad one waits to be dropped (or quarantined upstream)

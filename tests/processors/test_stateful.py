@@ -212,3 +212,10 @@ set = { site = "barn-2" }
     rows = p.drain_table()
     assert [(r["name"], r["attributes"], r["double_value"]) for r in rows] == [("p.mean", '{"site":"barn-2"}', 2.0)]
     assert p.dropped("filter.1") == {"not_included": 4}
+
+
+def test_chain_state_counts_in_the_rings_memory_gauge() -> None:
+    p = pipe(DEADBAND)
+    before = p.ring.memory_bytes()
+    p.emit(*(gauge("t", 1.0, 1, device=str(i)) for i in range(10)))
+    assert p.ring.memory_bytes() == before + 10 * 240
