@@ -30,11 +30,12 @@ GRACE_NS = 2_000_000_000
 
 
 class _Window:
-    __slots__ = ("count", "flags", "high", "last", "low", "start_ns", "targets", "token", "total")
+    __slots__ = ("count", "done_ns", "flags", "high", "last", "low", "start_ns", "targets", "token", "total")
 
     def __init__(self, targets: tuple[int, ...]) -> None:
         self.targets = targets  # output ids, one per function (gauges) or (same id,) for sums
         self.start_ns = -1  # -1: no open window
+        self.done_ns = -1  # end of the last window emitted: points before it are late
         self.count = 0
         self.total = 0.0
         self.low: float = math.inf
@@ -96,7 +97,7 @@ class Aggregate(Stage):
                 out.append(row)
             start = time_ns - time_ns % width
             if start != st.start_ns:
-                if start < st.start_ns:
+                if start < st.start_ns or start < st.done_ns:
                     late += 1
                     continue
                 if st.start_ns >= 0:
@@ -124,7 +125,7 @@ class Aggregate(Stage):
             self.dropped.inc("late", late)
         return out
 
-    def _emit(self, sid: int, st: _Window, out: list[Row]) -> None:
+    def _emit(self, sid: int, st: _Window, out: list[Row], final: bool = False) -> None:
         end = st.start_ns + self._window_ns
         if len(st.targets) == 1 and st.targets[0] == sid:
             kind = self.env.registry.series(sid).kind
@@ -149,6 +150,8 @@ class Aggregate(Stage):
             held[0] -= 1
             if held[0] == 0:
                 del self._held[st.start_ns]
+        if not final:  # at shutdown a straggler may still come: it makes a window of its own
+            st.done_ns = end
         st.start_ns, st.count, st.total, st.low, st.high, st.flags, st.token = -1, 0, 0.0, math.inf, -math.inf, 0, 0
 
     def flush(self, now_ns: int, final: bool) -> list[Row]:
@@ -156,7 +159,7 @@ class Aggregate(Stage):
         due = now_ns - self._window_ns - GRACE_NS
         for sid, st in self._states.items():
             if st is not None and st.start_ns >= 0 and (final or st.start_ns <= due):
-                self._emit(sid, st, out)
+                self._emit(sid, st, out, final)
         return out
 
     def held_token(self) -> int:

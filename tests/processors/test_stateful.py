@@ -159,6 +159,10 @@ def test_aggregate_timer_emits_an_ended_window_after_its_grace() -> None:
             ("p.count", 60.0, 1),
         ]
     )
+    p.emit(gauge("p", 5.0, 59))  # after its window was emitted: late, not a second window
+    close(p)
+    assert p.out() == []
+    assert p.dropped("aggregate.0") == {"late": 1}
 
 
 def test_aggregate_keep_raw_passes_raw_points_too() -> None:
@@ -219,3 +223,13 @@ def test_chain_state_counts_in_the_rings_memory_gauge() -> None:
     before = p.ring.memory_bytes()
     p.emit(*(gauge("t", 1.0, 1, device=str(i)) for i in range(10)))
     assert p.ring.memory_bytes() == before + 10 * 240
+
+
+def test_a_straggler_after_the_shutdown_flush_makes_a_window_of_its_own() -> None:
+    p = pipe(AGGREGATE.replace('["min", "max", "mean", "last", "count"]', '["count"]'))
+    p.emit(gauge("p", 1.0, 10), gauge("p", 2.0, 11))
+    close(p)  # the first close, while the source still winds down
+    p.emit(gauge("p", 3.0, 12))
+    close(p)
+    assert p.out() == [("p.count", 60.0, 2), ("p.count", 60.0, 1)]
+    assert p.dropped("aggregate.0") == {}
