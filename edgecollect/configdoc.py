@@ -38,14 +38,15 @@ _UNITS_TIME = (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 0.
 
 def _comments(cls: type) -> dict[str, str]:
     out: dict[str, str] = {}
-    try:
-        source = inspect.getsource(cls)
-    except (OSError, TypeError):
-        return out
-    for line in source.splitlines():
-        m = _FIELD_LINE.match(line)
-        if m and m.group(2):
-            out[m.group(1)] = m.group(2).strip()
+    for klass in reversed([c for c in cls.__mro__ if dataclasses.is_dataclass(c)]):  # base fields too
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for line in source.splitlines():
+            m = _FIELD_LINE.match(line)
+            if m and m.group(2):
+                out[m.group(1)] = m.group(2).strip()
     return out
 
 
@@ -124,6 +125,9 @@ def render() -> str:
     for kind, (module, name) in ARRAY_SOURCES.items():
         lines.append(f"# Any number of {kind} sources, each an array-of-tables entry.")
         _render(getattr(importlib.import_module(module), name), f"sources.{kind}", lines, array=True)
+    lines.append("# Processors, in file order, between a source and its ring; one entry per processor, by kind.")
+    for cls in importlib.import_module("edgecollect.processors.config").KINDS.values():
+        _render(cls, "processors", lines, array=True)
     lines.append("# Where to forward. Absent: offline, everything stays in the spool.")
     upstream = importlib.import_module("edgecollect.exporters.upstream").UpstreamConfig
     _render(upstream, "upstream", lines, array=False)

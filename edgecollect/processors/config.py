@@ -38,7 +38,7 @@ def check_globs(key: str, globs: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Common:
-    kind: str = ""
+    kind: str = ""  # filter | attributes | transform | deadband | aggregate
     name: str = ""  # names the processor in counters and --explain; default "<kind>.<index>"
     sources: tuple[str, ...] = ()  # source-name globs; empty: every source but the agent's own ("self")
     metrics: tuple[str, ...] = ("*",)  # metric-name globs this processor acts on
@@ -50,6 +50,7 @@ class _Common:
 
 @dataclass(frozen=True, slots=True)
 class FilterConfig(_Common):
+    kind: str = "filter"
     include: tuple[str, ...] = ()  # keep only metrics matching these globs (applied first)
     exclude: tuple[str, ...] = ()  # then drop metrics matching these globs
     where: dict[str, str] = field(default_factory=dict)  # act only on points whose attributes match these globs
@@ -65,6 +66,7 @@ class FilterConfig(_Common):
 
 @dataclass(frozen=True, slots=True)
 class AttributesConfig(_Common):
+    kind: str = "attributes"
     set: dict[str, AttrValue] = field(default_factory=dict)  # add or overwrite
     delete: tuple[str, ...] = ()  # attribute keys to remove
     rename: dict[str, str] = field(default_factory=dict)  # old key = new key
@@ -77,6 +79,7 @@ class AttributesConfig(_Common):
 
 @dataclass(frozen=True, slots=True)
 class TransformConfig(_Common):
+    kind: str = "transform"
     rename: dict[str, str] = field(default_factory=dict)  # metric name = new name
     scale: float = 1.0  # value × scale + offset, for every selected metric
     offset: float = 0.0
@@ -85,6 +88,7 @@ class TransformConfig(_Common):
 
 @dataclass(frozen=True, slots=True)
 class DeadbandConfig(_Common):
+    kind: str = "deadband"
     threshold: float = 0.0  # emit when |value - last emitted| >= threshold (0: on any change)
     percent: float | None = None  # or: when the change is >= this percentage of the last emitted value
     max_silence: Duration = _ZERO  # emit at least this often while values arrive (0: never forced)
@@ -99,13 +103,14 @@ class DeadbandConfig(_Common):
 
 @dataclass(frozen=True, slots=True)
 class AggregateConfig(_Common):
+    kind: str = "aggregate"
     window: Duration = _ONE_MINUTE  # windows align to wall-clock multiples of this
     functions: tuple[Function, ...] = FUNCTIONS  # each becomes a series <name>.<function> (gauges)
     keep_raw: bool = False  # also pass the raw points on
     # after_window: a QoS>=1 message feeding a window is acked once that window is durable (no
     # acked data lost on kill -9; acks wait up to a window). on_receipt: acked like any message,
     # so a kill -9 loses the open window.
-    ack: Literal["after_window", "on_receipt"] = "after_window"
+    ack: Literal["after_window", "on_receipt"] = "after_window"  # after_window: nothing acked is lost
 
     def __post_init__(self) -> None:
         _Common.__post_init__(self)
