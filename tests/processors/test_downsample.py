@@ -164,3 +164,45 @@ def test_a_batch_that_cannot_be_coarsened_is_counted_and_skipped_not_fatal(tmp_p
     assert failures is not None and failures.total() == 1  # tried once, then left aside
     assert dropped is not None and dropped.total() == 0  # the good batches were coarsened instead
     assert spool.list()[0].points == 5  # the bad one waits to be dropped (or quarantined upstream)
+
+
+CHILD = """
+import os, signal, sys
+from pathlib import Path
+from edgecollect.spool import Spool
+from edgecollect.telemetry import Telemetry
+from tests.processors.test_downsample import hour_batch
+
+directory, cap = Path(sys.argv[1]), int(sys.argv[2])
+spool = Spool(directory, Telemetry(), max_size=cap, when_full="downsample", downsample_window_s=300.0)
+spool.open()
+def die(batch):  # the aggregate is on disk; kill -9 before the first original is deleted
+    os.kill(os.getpid(), signal.SIGKILL)
+spool.remove_locked = die
+for hour in range(6):
+    spool.append("metrics", *hour_batch(hour))
+"""
+
+
+def test_kill_9_between_writing_the_aggregate_and_deleting_the_originals_loses_nothing(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    payload, _ = hour_batch(0)
+    cap = int((OVERHEAD + len(payload)) * 2.5)
+    directory = tmp_path / "spool"
+    child = subprocess.run([sys.executable, "-c", CHILD, str(directory), str(cap)], check=False)
+    assert child.returncode == -9
+    spool = Spool(directory, Telemetry(), max_size=cap * 2, when_full="downsample", downsample_window_s=300.0)
+    spool.open()
+    names: dict[str, int] = {}
+    for batch in spool.list():
+        data = spool.read(batch.id)
+        assert data is not None
+        for name in from_ipc(data).column("name").to_pylist():
+            names[name] = names.get(name, 0) + 1
+    # Both hours written before the kill are still there raw, and their aggregate too (duplicates,
+    # never loss): the originals were to be deleted only after the aggregate was durable.
+    assert names["temp"] == 2 * HOUR
+    assert names["temp.count"] == 12  # one hour's worth of 5-minute windows was coarsened
+    assert names["energy"] == 2 * HOUR + 12  # a counter keeps its name: raw rows and one per window
