@@ -60,6 +60,7 @@ _FOUR_SECONDS = Duration(4.0)
 _ONE_MIB = Size(1024 * 1024)
 _256_MIB = Size(256 * 1024**2)
 _THIRTY_DAYS = Duration(30 * 86400.0)
+_FIVE_MINUTES = Duration(300.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,10 @@ class BatchConfig:
 class SpoolConfig:
     max_size: Annotated[Size, Range("4KiB", "4TiB")] = _256_MIB
     max_age: Annotated[Duration, Range("1m", "3650d")] = _THIRTY_DAYS
-    when_full: Overflow = "drop_oldest"
+    # downsample: coarsen the oldest batches into per-window aggregates first, drop only if not enough
+    when_full: Literal["drop_oldest", "drop_newest", "downsample"] = "drop_oldest"
+    # when_full = "downsample": the aggregation window
+    downsample_window: Annotated[Duration, Range("10s", "1d")] = _FIVE_MINUTES
     # Why one fsync suffices on ext4/f2fs/xfs/btrfs: see spool.py's docstring.
     sync: Literal["file", "file+dir"] = "file"  # file: one fsync per batch; file+dir: also the directory
 
@@ -136,6 +140,7 @@ class Config:
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     upstream: Any = None  # UpstreamConfig from edgecollect.exporters.upstream; None: offline
+    processors: tuple[Any, ...] = ()  # [[processors]], from edgecollect.processors.config
     path: str = "<defaults>"
 
     def state_dir(self) -> Path:
@@ -192,12 +197,14 @@ def loads(text: str, filename: str = "<string>", base_dir: Path | None = None) -
     loader = _Loader(filename, key_lines(text))
     sources = data.pop("sources", {})
     upstream = data.pop("upstream", None)
+    processors = data.pop("processors", None)
     partial = loader.convert(data, Config, ())
     assert isinstance(partial, Config)
     cfg = dataclasses.replace(
         partial,
         sources=loader.sources(sources),
         upstream=loader.upstream(upstream),
+        processors=loader.processors(processors),
         path=filename,
     )
     configured = cfg.agent.state_dir
@@ -257,6 +264,11 @@ class _Loader:
             cls = getattr(importlib.import_module(module), cls_name)
             arrays[kind] = self.convert(data[kind], tuple[cls, ...], (*path, kind))  # type: ignore[valid-type]
         return SourcesConfig(host=host, sysfs=sysfs, **arrays)
+
+    def processors(self, data: object) -> tuple[Any, ...]:
+        if data is None:
+            return ()
+        return tuple(importlib.import_module("edgecollect.processors").load(self, data))
 
     def upstream(self, data: object) -> Any:
         if data is None:

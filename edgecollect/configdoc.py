@@ -42,22 +42,23 @@ _UNITS_TIME = (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 0.
 
 
 def _comments(cls: type) -> dict[str, tuple[list[str], str]]:
-    """Per field: the comment lines just above it, and its trailing comment."""
+    """Per field: the comment lines just above it, and its trailing comment (base classes too)."""
     out: dict[str, tuple[list[str], str]] = {}
-    try:
-        source = inspect.getsource(cls)
-    except (OSError, TypeError):
-        return out
-    above: list[str] = []
-    for line in source.splitlines():
-        c = _COMMENT_LINE.match(line)
-        if c:
-            above.append(c.group(1).strip())
+    for klass in reversed([c for c in cls.__mro__ if dataclasses.is_dataclass(c)]):
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
             continue
-        m = _FIELD_LINE.match(line)
-        if m:
-            out[m.group(1)] = (above, (m.group(2) or "").strip())
-        above = []
+        above: list[str] = []
+        for line in source.splitlines():
+            c = _COMMENT_LINE.match(line)
+            if c:
+                above.append(c.group(1).strip())
+                continue
+            m = _FIELD_LINE.match(line)
+            if m:
+                out[m.group(1)] = (above, (m.group(2) or "").strip())
+            above = []
     return out
 
 
@@ -144,6 +145,9 @@ def render() -> str:
     for kind, (module, name) in ARRAY_SOURCES.items():
         lines.append(f"# Any number of {kind} sources, each an array-of-tables entry.")
         _render(getattr(importlib.import_module(module), name), f"sources.{kind}", lines, array=True)
+    lines.append("# Processors, in file order, between a source and its ring; one entry per processor, by kind.")
+    for cls in importlib.import_module("edgecollect.processors.config").KINDS.values():
+        _render(cls, "processors", lines, array=True)
     lines.append("# Where to forward. Absent: offline, everything stays in the spool.")
     upstream = importlib.import_module("edgecollect.exporters.upstream").UpstreamConfig
     _render(upstream, "upstream", lines, array=False)

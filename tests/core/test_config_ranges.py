@@ -167,6 +167,8 @@ def tables() -> Iterator[tuple[type, str, str]]:
         yield from walk(cls, f"[[sources.{kind}]]\n", f"sources.{kind}", f"sources.{kind}[0]")
     upstream = importlib.import_module("edgecollect.exporters.upstream").UpstreamConfig
     yield from walk(upstream, "[upstream]\n", "upstream", "upstream")
+    for kind, cls in importlib.import_module("edgecollect.processors.config").KINDS.items():
+        yield from walk(cls, f"[[processors]]\nkind = '{kind}'\n", "processors", "processors[0]")
 
 
 NUMBERS = (int, float, Size, Duration)

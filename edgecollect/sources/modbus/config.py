@@ -56,8 +56,8 @@ class RegisterConfig:
     bit: Annotated[int | None, Range(0, 63)] = None
     word_order: Order = "big"  # order of the 16-bit words of a 32/64-bit value ("little": CDAB)
     byte_order: Order = "big"  # order of the two bytes within each word ("little": BADC)
-    scale: Annotated[float, Range(-1e12, 1e12)] = 1.0  # value = raw × scale + offset
-    offset: Annotated[float, Range(-1e12, 1e12)] = 0.0
+    scale: Annotated[float, Range(-10**12, 10**12)] = 1.0  # value = raw × scale + offset
+    offset: Annotated[float, Range(-10**12, 10**12)] = 0.0
     unit: str = "1"  # UCUM, e.g. "W", "kW.h", "Cel", "%", "L/min"
     metric_kind: MetricKind = "gauge"  # cumulative for meter totals (energy, volume)
     attributes: dict[str, str] = field(default_factory=dict)  # e.g. { "electrical.phase" = "L1" }
