@@ -121,6 +121,7 @@ class Config:
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     upstream: Any = None  # UpstreamConfig from edgecollect.exporters.upstream; None: offline
+    opamp: Any = None  # OpampConfig from edgecollect.opamp.config; None: no remote management
     path: str = "<defaults>"
 
     def state_dir(self) -> Path:
@@ -170,12 +171,14 @@ def loads(text: str, filename: str = "<string>") -> Config:
     loader = _Loader(filename, key_lines(text))
     sources = data.pop("sources", {})
     upstream = data.pop("upstream", None)
+    opamp = data.pop("opamp", None)
     partial = loader.convert(data, Config, ())
     assert isinstance(partial, Config)
     return dataclasses.replace(
         partial,
         sources=loader.sources(sources),
         upstream=loader.upstream(upstream),
+        opamp=loader.optional_table(opamp, "opamp", "edgecollect.opamp.config", "OpampConfig"),
         path=filename,
     )
 
@@ -244,6 +247,12 @@ class _Loader:
             return None
         cls = importlib.import_module("edgecollect.exporters.upstream").UpstreamConfig
         return self.convert(data, cls, ("upstream",))
+
+    def optional_table(self, data: object, key: str, module: str, cls_name: str) -> Any:
+        """A table whose module is imported only when the table is present."""
+        if data is None:
+            return None
+        return self.convert(data, getattr(importlib.import_module(module), cls_name), (key,))
 
     def convert(self, value: object, hint: Any, path: PathKey) -> Any:
         origin = typing.get_origin(hint)
