@@ -118,6 +118,10 @@ class Supervisor:
             except ConfigError as exc:
                 log.error("reload refused, keeping the running config: %s", exc)
                 return agent
+            if new_cfg.opamp is not None:  # an applied remote config outranks the local file, as at start
+                from edgecollect.opamp.files import startup_config
+
+                new_cfg = startup_config(new_cfg)
         log.info("reloading config from %s", new_cfg.path)
         self._status.stop()
         agent.shutdown()
