@@ -49,12 +49,13 @@ class Supervisor:
             from edgecollect.opamp.files import startup_config
 
             self._cfg = startup_config(self._cfg)
-        agent = self._start(self._cfg)
-        if self._cfg.opamp is not None:
+        if self._cfg.opamp is not None:  # made before the first start, so `status` always shows it
             from edgecollect.opamp.client import OpampClient, blocking_reload
 
-            self._opamp = OpampClient(self._cfg, agent.state_dir, lambda: self._agent.status(),
+            self._opamp = OpampClient(self._cfg, self._cfg.state_dir(), lambda: self._agent.status(),
                                       blocking_reload(self.request_reload))
+        agent = self._start(self._cfg)
+        if self._opamp is not None:
             self._opamp.start()
         # READY=1 once the sources run: systemd orders dependants and starts the watchdog here.
         self._notify.ready(self._status_text(agent))

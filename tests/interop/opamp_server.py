@@ -72,24 +72,32 @@ def decode_bytes(value: str) -> bytes:
 
 
 class OpampServer:
-    def __init__(self, out: Path, port: int | None = None) -> None:
+    def __init__(self, out: Path, port: int | None = None, tls: tuple[Path, Path] | None = None,
+                 client_ca: Path | None = None) -> None:
+        """`tls` = (certificate, key) serves HTTPS; `client_ca` then requires client certificates."""
         self.out = out
         self.port = port or free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}/v1/opamp"
+        self.tls, self.client_ca = tls, client_ca
+        scheme = "https" if tls else "http"
+        self.endpoint = f"{scheme}://127.0.0.1:{self.port}/v1/opamp"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = out.with_suffix(".log")
 
     def start(self) -> OpampServer:
         binary = build()
         with open(self._log, "ab") as log:
-            self._proc = subprocess.Popen([str(binary), "-listen", f"127.0.0.1:{self.port}", "-out", str(self.out)],
-                                          stdout=log, stderr=subprocess.STDOUT)
+            argv = [str(binary), "-listen", f"127.0.0.1:{self.port}", "-out", str(self.out)]
+            if self.tls:
+                argv += ["-tls-cert", str(self.tls[0]), "-tls-key", str(self.tls[1])]
+            if self.client_ca:
+                argv += ["-client-ca", str(self.client_ca)]
+            self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise OpampServerError(f"OpAMP server exited: {self._log.read_text()}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/control/health", timeout=2):
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2):
                     return self
             except OSError:
                 time.sleep(0.1)
@@ -112,6 +120,8 @@ class OpampServer:
         self.stop()
 
     def serve_config(self, text: str) -> None:
+        if self.tls:
+            raise OpampServerError("serve_config is for the plain-HTTP server (control is not given a client cert)")
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}/control/config", data=text.encode(),
                                          method="POST")
         with urllib.request.urlopen(request, timeout=10):

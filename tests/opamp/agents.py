@@ -15,12 +15,13 @@ from tests.core.conftest import wait_for
 REPO = Path(__file__).resolve().parents[2]
 
 
-def agent_config(endpoint: str, *, accept: bool = True, heartbeat: str = "1s", extra: str = "") -> str:
+def agent_config(endpoint: str, *, accept: bool = True, heartbeat: str = "1s", extra: str = "",
+                 tls: str = "tls.insecure = true") -> str:
     """A config without a state_dir: each AgentProcess gets its own through XDG_STATE_HOME, so one
     remote config can be served to many agents."""
     return (extra + '[sources.host]\ninterval = "1s"\n\n'
             f'[opamp]\nendpoint = "{endpoint}"\nheartbeat = "{heartbeat}"\n'
-            f'accept_remote_config = {"true" if accept else "false"}\ntls.insecure = true\n'
+            f'accept_remote_config = {"true" if accept else "false"}\n{tls}\n'
             'headers = { Authorization = "Bearer opamp-literal-token" }\n')
 
 

@@ -5,14 +5,18 @@ Each agent is a real `edgecollect run` process; the server records every AgentTo
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.interop.opamp_server import Message, OpampServer, effective_toml, remote_status, uid
-from tests.opamp.agents import AgentProcess, agent_config
+from tests.exporters.test_tls import Pki
+from tests.interop.opamp_server import Message, OpampServer, effective_toml, free_port, remote_status, uid
+from tests.opamp.agents import REPO, AgentProcess, agent_config
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +75,11 @@ def test_reports_identity_health_and_redacted_config_then_applies_a_good_config(
     server.wait_for(lambda ms: _statuses(ms, APPLIED), "APPLIED")
     st = agent.wait_status(lambda s: _opamp(s)["remote_config"]["status"] == "applied", "applied")
     assert st["config"].endswith("opamp/remote.toml")
+    shown = subprocess.run([sys.executable, "-m", "edgecollect", "status", "-c", str(agent.config)], cwd=REPO,
+                           env={**os.environ, "PYTHONPATH": str(REPO), "XDG_STATE_HOME": str(agent.workdir / "state")},
+                           capture_output=True, text=True, check=False)
+    assert f"OPAMP     connected {server.endpoint}" in shown.stdout, shown.stdout + shown.stderr
+    assert "remote config applied" in shown.stdout
     assert any((t := effective_toml(m)) and 'summary_interval = "7m"' in t for m in server.messages())
 
     # kill -9 and start again: the agent comes back on the remote config, reports the same hash,
@@ -165,3 +174,34 @@ def test_twenty_agents_at_once(server: OpampServer, agents: list[AgentProcess], 
     assert server.wait_for(lambda ms: len(applied(ms)) == n, f"{n} agents APPLIED", timeout=300)
     uids = {(a.state_dir / "opamp" / "instance_uid").read_bytes() for a in agents}
     assert uids == applied(server.messages())
+
+
+def test_health_change_is_reported_without_waiting_for_the_heartbeat(
+        server: OpampServer, agents: list[AgentProcess], tmp_path: Path) -> None:
+    dead = free_port()  # nothing listens: the upstream goes from idle to backoff/offline
+    upstream = (f'[upstream]\nendpoint = "127.0.0.1:{dead}"\ntls = {{ insecure = true }}\n'
+                'retry_initial = "100ms"\nretry_max = "1s"\n\n')
+    _start(agents, tmp_path / "a", agent_config(server.endpoint, heartbeat="1d", extra=upstream))
+
+    def upstream_down(ms: list[Message]) -> list[Message]:
+        return [m for m in ms if m.get("health", {}).get("component_health_map", {}).get("upstream", {})
+                .get("status") in ("backoff", "offline")]
+
+    # With a one-day heartbeat, only the change itself can have sent this report.
+    down = server.wait_for(upstream_down, "a health report with the upstream down")[0]
+    assert "upstream" in down["health"]["status"] and "backlog" in down["health"]["status"]
+
+
+def test_https_with_private_ca_and_client_certificate(agents: list[AgentProcess], pki: Pki, tmp_path: Path) -> None:
+    with OpampServer(tmp_path / "tls.jsonl", tls=(pki.server_cert, pki.server_key), client_ca=pki.ca) as server:
+        mtls = (f'tls = {{ ca_file = "{pki.ca}", cert_file = "{pki.client_cert}", '
+                f'key_file = "{pki.client_key}" }}')
+        good = _start(agents, tmp_path / "good", agent_config(server.endpoint, tls=mtls))
+        wrong_ca = _start(agents, tmp_path / "wrong", agent_config(
+            server.endpoint, tls=f'tls = {{ ca_file = "{pki.other_ca}", cert_file = "{pki.client_cert}", '
+                                 f'key_file = "{pki.client_key}" }}'))
+        server.wait_for(lambda ms: [m for m in ms if "agent_description" in m], "a report over mTLS")
+        good.wait_status(lambda s: _opamp(s)["state"] == "connected", "connected over HTTPS")
+        st = wrong_ca.wait_status(lambda s: _opamp(s)["state"] == "unreachable", "refusing an unknown server")
+        assert "CERTIFICATE_VERIFY_FAILED" in _opamp(st)["last_error"]
+        assert len({uid(m) for m in server.messages()}) == 1

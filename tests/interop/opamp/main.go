@@ -15,6 +15,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"io"
@@ -123,6 +125,9 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:4320", "address for /v1/opamp and /control")
 	outPath := flag.String("out", "opamp.jsonl", "JSON-lines file of every agent message")
 	descriptors := flag.String("descriptors", "", "write the proto FileDescriptorSet here and exit")
+	tlsCert := flag.String("tls-cert", "", "server certificate (PEM): serve HTTPS")
+	tlsKey := flag.String("tls-key", "", "server key (PEM)")
+	clientCA := flag.String("client-ca", "", "CA bundle (PEM): require and verify client certificates")
 	flag.Parse()
 	if *descriptors != "" {
 		if err := writeDescriptors(*descriptors); err != nil {
@@ -164,7 +169,23 @@ func main() {
 		_ = httpSrv.Shutdown(ctx)
 	}()
 	log.Printf("listening on %s", ln.Addr())
-	if err := httpSrv.Serve(ln); err != nil && err != http.ErrServerClosed {
+	if *tlsCert != "" {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if *clientCA != "" {
+			pem, err := os.ReadFile(*clientCA)
+			if err != nil {
+				log.Fatal(err)
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		}
+		httpSrv.TLSConfig = cfg
+		err = httpSrv.ServeTLS(ln, *tlsCert, *tlsKey)
+	} else {
+		err = httpSrv.Serve(ln)
+	}
+	if err != nil && err != http.ErrServerClosed {
 		log.Fatal(err)
 	}
 	_ = out.Close()
