@@ -116,6 +116,7 @@ class OpampClient:
         self._full = True  # the next message carries everything (first one, or the server asked)
         self._rc_dirty = True
         self._sent_text: str | None = None
+        self._text_in_flight: str | None = None
         self._health_key: tuple[object, ...] = ()
         self._started_ns = time.time_ns()
         self._state, self._error, self._contact_at = "starting", "", 0.0
@@ -208,6 +209,7 @@ class OpampClient:
             msg.agent_description.CopyFrom(report.description(self._uid))
         if self._full or text != self._sent_text:
             msg.effective_config.CopyFrom(report.effective_config(text))
+            self._text_in_flight = text  # what _sent() records, even if set_running() races it
         if self._full or self._rc_dirty:
             msg.remote_config_status.CopyFrom(rc)
         return msg
@@ -221,7 +223,7 @@ class OpampClient:
         self._seq += 1
         self._full = False
         if message.HasField("effective_config"):
-            self._sent_text = self._text
+            self._sent_text = self._text_in_flight
         if message.HasField("remote_config_status"):
             self._rc_dirty = message.remote_config_status != self._rc_status
         self._set_state("connected", "")
