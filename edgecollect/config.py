@@ -141,6 +141,7 @@ class Config:
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     upstream: Any = None  # UpstreamConfig from edgecollect.exporters.upstream; None: offline
     processors: tuple[Any, ...] = ()  # [[processors]], from edgecollect.processors.config
+    opamp: Any = None  # OpampConfig from edgecollect.opamp.config; None: no remote management
     path: str = "<defaults>"
 
     def state_dir(self) -> Path:
@@ -198,6 +199,7 @@ def loads(text: str, filename: str = "<string>", base_dir: Path | None = None) -
     sources = data.pop("sources", {})
     upstream = data.pop("upstream", None)
     processors = data.pop("processors", None)
+    opamp = data.pop("opamp", None)
     partial = loader.convert(data, Config, ())
     assert isinstance(partial, Config)
     cfg = dataclasses.replace(
@@ -205,6 +207,7 @@ def loads(text: str, filename: str = "<string>", base_dir: Path | None = None) -
         sources=loader.sources(sources),
         upstream=loader.upstream(upstream),
         processors=loader.processors(processors),
+        opamp=loader.optional_table(opamp, "opamp", "edgecollect.opamp.config", "OpampConfig"),
         path=filename,
     )
     configured = cfg.agent.state_dir
@@ -275,6 +278,12 @@ class _Loader:
             return None
         cls = importlib.import_module("edgecollect.exporters.upstream").UpstreamConfig
         return self.convert(data, cls, ("upstream",))
+
+    def optional_table(self, data: object, key: str, module: str, cls_name: str) -> Any:
+        """A table whose module is imported only when the table is present."""
+        if data is None:
+            return None
+        return self.convert(data, getattr(importlib.import_module(module), cls_name), (key,))
 
     def convert(self, value: object, hint: Any, path: PathKey) -> Any:
         origin = typing.get_origin(hint)

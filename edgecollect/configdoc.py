@@ -151,9 +151,13 @@ def render() -> str:
     lines.append("# Where to forward. Absent: offline, everything stays in the spool.")
     upstream = importlib.import_module("edgecollect.exporters.upstream").UpstreamConfig
     _render(upstream, "upstream", lines, array=False)
+    lines.append("# Remote management over OpAMP (HTTP polling). Absent: off, nothing of it is loaded.")
+    _render(importlib.import_module("edgecollect.opamp.config").OpampConfig, "opamp", lines, array=False)
     text = "\n".join(lines).rstrip() + "\n"
-    # The upstream table itself must stay commented out: its presence turns forwarding on.
-    return text.replace("\n[upstream]\n", "\n# [upstream]\n").replace("\n[upstream.", "\n# [upstream.")
+    # These tables must stay commented out: their presence turns forwarding / OpAMP on.
+    for table in ("upstream", "opamp"):
+        text = text.replace(f"\n[{table}]\n", f"\n# [{table}]\n").replace(f"\n[{table}.", f"\n# [{table}.")
+    return text
 
 
 if __name__ == "__main__":

@@ -130,6 +130,7 @@ def test_check_config_does_not_allocate_the_rings_of_a_valid_config(tmp_path: Pa
 
 REQUIRED = {"port": "'/dev/ttyUSB0'", "endpoint": "'collector.example:4317'", "topic": "'tele/+/SENSOR'",
             "name": "'meter'", "unit": "1", "metric": "'m'", "address": "0"}
+REQUIRED_IN = {"OpampConfig": {"endpoint": "'https://opamp.example:4320/v1/opamp'"}}
 # Keys a table needs although none of its fields is required on its own (one transport of two).
 NEEDS = {"ModbusConfig": "endpoint = '127.0.0.1:502'\n"}
 
@@ -144,7 +145,8 @@ def tables() -> Iterator[tuple[type, str, str]]:
 
     def walk(cls: type, header: str, dotted: str, shown: str) -> Iterator[tuple[type, str, str]]:
         hints = typing.get_type_hints(cls, include_extras=True)
-        required = "".join(f"{f.name} = {REQUIRED[f.name]}\n" for f in dataclasses.fields(cls)
+        values = {**REQUIRED, **REQUIRED_IN.get(cls.__name__, {})}
+        required = "".join(f"{f.name} = {values[f.name]}\n" for f in dataclasses.fields(cls)
                            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
         required += NEEDS.get(cls.__name__, "")
         yield cls, header + required, shown
@@ -167,6 +169,8 @@ def tables() -> Iterator[tuple[type, str, str]]:
         yield from walk(cls, f"[[sources.{kind}]]\n", f"sources.{kind}", f"sources.{kind}[0]")
     upstream = importlib.import_module("edgecollect.exporters.upstream").UpstreamConfig
     yield from walk(upstream, "[upstream]\n", "upstream", "upstream")
+    opamp = importlib.import_module("edgecollect.opamp.config").OpampConfig
+    yield from walk(opamp, "[opamp]\n", "opamp", "opamp")
     for kind, cls in importlib.import_module("edgecollect.processors.config").KINDS.items():
         yield from walk(cls, f"[[processors]]\nkind = '{kind}'\n", "processors", "processors[0]")
 
