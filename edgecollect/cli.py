@@ -1,6 +1,6 @@
 """Commands and exit codes; no pipeline logic lives here.
 
-    edgecollect run [-c FILE]            run the agent (no file: built-in defaults)
+    edgecollect run [-c FILE]            run the agent (no file: built-in defaults); one per state_dir
     edgecollect check-config FILE        exit 0 if valid, 2 with FILE:LINE: key: ... if not
     edgecollect status [--json] [-c F]   ask the running agent
     edgecollect spool ls | show ID | export --format parquet|arrow OUT   [-c FILE]
@@ -64,6 +64,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     if cfg is None:
         return EXIT_CONFIG
     _setup_logging(cfg.agent.log_level)
+    from edgecollect.statelock import StateDirLocked, StateLock
+
+    # Before anything else touches the state_dir: a second agent would renumber and overwrite the
+    # first one's batches and take over its status socket.
+    lock = StateLock(cfg.state_dir())
+    try:
+        lock.acquire()
+    except StateDirLocked as exc:
+        log.error("%s", exc)
+        return EXIT_FAILURE
+    except OSError as exc:
+        log.error("cannot lock state_dir %s: %s", cfg.state_dir(), exc)
+        return EXIT_FAILURE
+    try:
+        return _run_locked(cfg, args)
+    finally:
+        lock.release()
+
+
+def _run_locked(cfg: Config, args: argparse.Namespace) -> int:
     from edgecollect.runtime import Agent
     from edgecollect.supervisor import Supervisor
 
@@ -109,17 +129,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_spool(args: argparse.Namespace) -> int:
-    from edgecollect import spooltool
+    from edgecollect import spoolfile, spooltool
 
-    state_dir = _state_dir(args)
-    if state_dir is None:
+    cfg = _load_or_report(getattr(args, "config", None))
+    if cfg is None:
         return EXIT_CONFIG
-    directory = state_dir / "spool"
+    directory = cfg.state_dir() / "spool"
+    largest = spoolfile.largest_batch(cfg.spool.max_size)  # a bigger file is damaged, and never read
     if args.spool_command == "ls":
-        return spooltool.ls(directory, sys.stdout)
+        return spooltool.ls(directory, sys.stdout, largest)
     if args.spool_command == "show":
-        return spooltool.show(directory, args.id, sys.stdout)
-    return spooltool.export(directory, args.format, Path(args.out), args.signal, sys.stdout)
+        return spooltool.show(directory, args.id, sys.stdout, largest)
+    return spooltool.export(directory, args.format, Path(args.out), args.signal, sys.stdout, largest)
 
 
 def build_parser() -> argparse.ArgumentParser:

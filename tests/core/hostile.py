@@ -68,6 +68,8 @@ def fingerprint(folder: Path) -> dict[str, tuple[int, str]]:
             st = path.lstat()
             if path.is_symlink():
                 digest = "->" + os.readlink(path)
+            elif path.is_file() and st.st_size > 16 * 1024**2:  # the planted giants: hashing 6 GB is slow
+                digest = f"size={st.st_size} mtime={st.st_mtime_ns}"
             elif path.is_file():
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
             else:

@@ -208,3 +208,33 @@ def test_a_lowered_cap_logs_one_summary_line(tmp_path: Path, caplog: pytest.LogC
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert dropped >= 40
     assert len(warnings) == 1 and f"dropped {dropped} batch(es)" in warnings[0], warnings[:3]
+
+
+def test_spool_ls_reports_hostile_entries_as_damaged_without_reading_or_moving_them(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    foreign = make_foreign(tmp_path / "foreign")
+    good = Spool(state / "spool", Telemetry())
+    good.open()
+    valid = [good.append("metrics", metrics_ipc(50, seed=i), 50) for i in range(2)]
+    kinds = plant_hostile(state / "spool", foreign)
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[agent]\nstate_dir = "{state}"\n', encoding="utf-8")
+    before_state, before_foreign = fingerprint(state), fingerprint(foreign)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+    try:
+        done = subprocess.run([sys.executable, "-m", "edgecollect", "spool", "ls", "-c", str(config)], cwd=REPO,
+                              capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError("spool ls blocked") from exc
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    for entry in kinds:
+        if entry.endswith(".ecb"):
+            assert any(entry in line and "DAMAGED" in line for line in lines), (entry, done.stdout)
+    for batch_id in valid:
+        assert any(line.split()[:2] == [str(batch_id), "metrics"] for line in lines), done.stdout
+    assert fingerprint(state) == before_state and fingerprint(foreign) == before_foreign
