@@ -112,7 +112,9 @@ class Quarantine:
         try:
             with self._lock, self._folder() as fd:
                 os.rename(path, name, dst_dir_fd=fd)
-                if regular:
+                if regular and size > self.max_size:
+                    os.unlink(name, dir_fd=fd)  # alone over the cap: it must not flush the rest out
+                elif regular:
                     self._files.append((name, size))
                     self._bytes += size
                     self._trim(fd)

@@ -238,3 +238,13 @@ def test_spool_ls_reports_hostile_entries_as_damaged_without_reading_or_moving_t
     for batch_id in valid:
         assert any(line.split()[:2] == [str(batch_id), "metrics"] for line in lines), done.stdout
     assert fingerprint(state) == before_state and fingerprint(foreign) == before_foreign
+
+
+def test_a_file_over_the_quarantine_cap_goes_alone_and_keeps_the_others(tmp_path: Path) -> None:
+    damaged_files(tmp_path, 20)
+    with open(tmp_path / f"{0xFFFFFF:016x}.ecb", "wb") as fh:  # sorts (and is quarantined) last
+        fh.truncate(1024**2)
+    spool = Spool(tmp_path, Telemetry(), quarantine_max_size=10_000)
+    spool.open()
+    kept = sorted(p.name.split("-", 2)[2] for p in (tmp_path / "quarantine").iterdir())
+    assert len(kept) == 20 and f"{0xFFFFFF:016x}.ecb" not in kept
