@@ -21,9 +21,6 @@ acknowledged batch exists under its final name or, if the rename was lost, under
 Recovery therefore *promotes* a temp file that verifies (it was complete when fsync'd) and removes
 one that does not (it was never acknowledged). `file+dir` adds the directory fsync that strict
 POSIX asks for, for filesystems that do not behave that way.
-
-Start-up lists the spool and its quarantine once each and reads each file's header, then streams
-its CRC: linear in the number of files, memory bounded by spoolfile.CHUNK, one summary log line.
 """
 
 from __future__ import annotations
