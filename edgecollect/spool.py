@@ -157,9 +157,9 @@ class Spool:
                 elif regular or not entry.is_dir(follow_symlinks=False) or entry.name.endswith(SUFFIX):
                     candidates.append((entry.name, regular))  # other folders are not ours to judge
         promoted = self._recover_temp_files(sorted(temps))
-        candidates = sorted(set(candidates) | {(name, True) for name in promoted})
+        entries_now = dict(candidates) | dict.fromkeys(promoted, True)  # a promotion replaced the entry
         max_seq = 0
-        for name, regular in candidates:
+        for name, regular in sorted(entries_now.items()):
             path = self.directory / name
             seq = spoolfile.seq_of(name)
             try:

@@ -248,3 +248,14 @@ def test_a_file_over_the_quarantine_cap_goes_alone_and_keeps_the_others(tmp_path
     spool.open()
     kept = sorted(p.name.split("-", 2)[2] for p in (tmp_path / "quarantine").iterdir())
     assert len(kept) == 20 and f"{0xFFFFFF:016x}.ecb" not in kept
+
+
+def test_a_promoted_temp_replaces_a_fifo_at_its_final_name(tmp_path: Path) -> None:
+    from edgecollect.spool import frame
+
+    payload = metrics_ipc(10)
+    (tmp_path / f".{7:016x}.tmp").write_bytes(frame(7, "metrics", time.time_ns(), 10, payload))
+    os.mkfifo(tmp_path / f"{7:016x}.ecb")
+    spool = Spool(tmp_path, Telemetry())
+    spool.open()
+    assert [b.id for b in spool.list()] == [7] and spool.read(7) == payload
