@@ -10,19 +10,24 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from edgecollect import __version__
 from edgecollect.config import Config, load
 from edgecollect.errors import ConfigError, SpoolFault
+
+if TYPE_CHECKING:
+    from edgecollect.runtime import Agent
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 log = logging.getLogger("edgecollect")
@@ -83,9 +88,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         lock.release()
 
 
-def _run_locked(cfg: Config, args: argparse.Namespace) -> int:
+def _pinned_to(locked: Path) -> Callable[[Config], Agent]:
+    """Agents for the supervisor, always in the state_dir this process locked.
+
+    A reload that names another state_dir would leave the locked one and run unlocked in the new
+    one; the change takes effect at the next start instead, and says so.
+    """
     from edgecollect.runtime import Agent
+
+    def make(cfg: Config) -> Agent:
+        wanted = cfg.state_dir()
+        if wanted != locked:
+            log.error("state_dir changed to %s: it takes effect at the next start; this agent keeps %s (locked)",
+                      wanted, locked)
+            cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, state_dir=str(locked)))
+        return Agent(cfg)
+
+    return make
+
+
+def _run_locked(cfg: Config, args: argparse.Namespace) -> int:
     from edgecollect.supervisor import Supervisor
+
+    make_agent = _pinned_to(cfg.state_dir())
 
     stop = threading.Event()
     reload_requested = threading.Event()
@@ -102,7 +127,7 @@ def _run_locked(cfg: Config, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
     try:
-        return Supervisor(cfg, args.config, stop, reload_requested, Agent).run()
+        return Supervisor(cfg, args.config, stop, reload_requested, make_agent).run()
     except SpoolFault as exc:
         log.error("%s", exc)
         return EXIT_FAILURE

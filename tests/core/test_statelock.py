@@ -8,6 +8,7 @@ agent; the lock dies with its process, kill -9 included.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -102,3 +103,23 @@ def test_the_lock_dies_with_a_killed_agent(agents: Callable[[Path], Agent], tmp_
     second = agents(state).start()
     second.wait_up()
     assert second.stop() == 0, second.tail()
+
+
+def test_a_reload_cannot_move_the_agent_out_of_its_locked_state_dir(
+    agents: Callable[[Path], Agent], tmp_path: Path,
+) -> None:
+    state, elsewhere = tmp_path / "state", tmp_path / "elsewhere"
+    first = agents(state).start()
+    first.wait_up()
+    assert first.proc is not None
+    first.config.write_text(agent_toml(elsewhere, self_interval="1s"), encoding="utf-8")
+    first.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "takes effect at the next start" in first.tail(), 60, "the reload's refusal to move")
+    first.wait_up()
+    assert not elsewhere.exists(), "the reloaded agent wrote to a state_dir it does not hold"
+    assert first.status() is not None and (first.status() or {}).get("state_dir") == str(state)
+    original = tmp_path / "original.toml"
+    original.write_text(agent_toml(state), encoding="utf-8")
+    again = edgecollect("run", "-c", str(original))
+    assert again.returncode != 0 and "in use" in again.stderr, "the reload let go of the lock"
+    assert first.stop() == 0, first.tail()
