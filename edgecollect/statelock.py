@@ -32,6 +32,7 @@ class StateLock:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / LOCK_NAME
         self._fd: int | None = None
+        self._writable = False
 
     def acquire(self) -> None:
         """Create the state_dir if needed and lock it; StateDirLocked if another process has it.
@@ -39,8 +40,7 @@ class StateLock:
         OSError when the folder or the lock file cannot be made (permissions, read-only disk).
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # O_NOFOLLOW: a link planted as agent.lock must not make us truncate a file elsewhere.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+        fd, writable = _open_lock_file(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -54,14 +54,17 @@ class StateLock:
         except OSError:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        if writable:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        self._writable = writable
 
     def release(self) -> None:
         if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
+            if self._writable:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, 0)
             os.close(self._fd)  # closing the last descriptor drops the flock
             self._fd = None
 
@@ -71,6 +74,26 @@ class StateLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _open_lock_file(path: Path) -> tuple[int, bool]:
+    """(descriptor, writable). O_NOFOLLOW: a link planted as agent.lock must not make us write elsewhere.
+
+    Made by root in a folder owned by the service's user (`sudo edgecollect run` with the service
+    stopped), the file is handed to that user, so the service can lock it again. If it still cannot
+    be opened for writing, a read-only descriptor locks just as well; only the pid is not recorded.
+    """
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o640)
+    except PermissionError:
+        return os.open(path, os.O_RDONLY | flags), False
+    if os.geteuid() == 0:
+        owner = os.stat(path.parent)
+        if owner.st_uid != 0 and os.fstat(fd).st_uid == 0:
+            with contextlib.suppress(OSError):
+                os.fchown(fd, owner.st_uid, owner.st_gid)
+    return fd, True
 
 
 def _holder(fd: int) -> int | None:

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -123,3 +124,45 @@ def test_a_reload_cannot_move_the_agent_out_of_its_locked_state_dir(
     again = edgecollect("run", "-c", str(original))
     assert again.returncode != 0 and "in use" in again.stderr, "the reload let go of the lock"
     assert first.stop() == 0, first.tail()
+
+
+def test_a_lock_file_made_by_root_stays_usable_by_the_services_user() -> None:
+    assert os.geteuid() == 0, "handing the lock file to the folder's owner needs root (CI runs as root)"
+
+    # Under /tmp itself: pytest's own folders are root's alone, so nobody could not reach one.
+    with tempfile.TemporaryDirectory(prefix="edgecollect-lock-") as top:
+        os.chmod(top, 0o755)
+        _root_made_lock_is_usable_by(Path(top) / "state")
+
+
+def _root_made_lock_is_usable_by(state: Path) -> None:
+    from edgecollect.statelock import StateLock
+
+    state.mkdir()
+    nobody = 65534
+    os.chown(state, nobody, nobody)
+    with StateLock(state):  # `sudo edgecollect run` with the service stopped
+        pass
+    assert (state / "agent.lock").stat().st_uid == nobody
+
+    # The service's user locks it again: a forked child (the interpreter under /root is not
+    # nobody's to exec) drops to that user and reports whether it could write its pid.
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            os.setgid(nobody)
+            os.setuid(nobody)
+            lock = StateLock(state)
+            lock.acquire()
+            os.write(write_end, lock.path.read_bytes())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    written = os.read(read_end, 64).decode().strip()
+    os.close(read_end)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert written == str(pid)  # it could write its pid: the file is the user's
