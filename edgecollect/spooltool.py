@@ -26,7 +26,7 @@ EXIT_OK, EXIT_FAILURE = 0, 1
 
 
 def scan(
-    directory: Path, largest: int, payloads: bool = True,
+    directory: Path, largest: int = spoolfile.LARGEST_FORMAT, payloads: bool = True,
 ) -> Iterator[tuple[Path, SpooledBatch | None, bytes | str]]:
     """(path, batch, payload) for valid files, (path, None, reason) for damaged ones; oldest first.
 
