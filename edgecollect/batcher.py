@@ -53,6 +53,7 @@ class Batcher:
         flush_interval_s: float,
         max_points: int,
         on_written: Callable[[], None] | None = None,
+        on_tick: Callable[[], object] | None = None,
     ) -> None:
         self._rings = list(rings)
         self._registry = registry
@@ -62,6 +63,7 @@ class Batcher:
         self._flush_interval_s = flush_interval_s
         self._max_points = max_points
         self._on_written = on_written
+        self._on_tick = on_tick  # the spool's max_age, applied while running (cheap: no listing)
         self._wake = threading.Event()
         self._flush_lock = threading.Lock()
         self._pending: _Pending | None = None
@@ -95,6 +97,8 @@ class Batcher:
             if stop.is_set():
                 break
             if time.monotonic() >= next_tick:
+                if self._on_tick is not None:
+                    self._on_tick()
                 self.flush()
                 next_tick = time.monotonic() + self._flush_interval_s
             else:

@@ -1,6 +1,6 @@
 """Commands and exit codes; no pipeline logic lives here.
 
-    edgecollect run [-c FILE]            run the agent (no file: built-in defaults)
+    edgecollect run [-c FILE]            run the agent (no file: built-in defaults); one per state_dir
     edgecollect check-config [--explain] FILE   exit 0 if valid, 2 with FILE:LINE: key: ... if not
     edgecollect status [--json] [-c F]   ask the running agent
     edgecollect spool ls | show ID | export --format parquet|arrow OUT   [-c FILE]
@@ -10,19 +10,24 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from edgecollect import __version__
 from edgecollect.config import Config, load
 from edgecollect.errors import ConfigError, SpoolFault
+
+if TYPE_CHECKING:
+    from edgecollect.runtime import Agent
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 log = logging.getLogger("edgecollect")
@@ -74,8 +79,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     if cfg is None:
         return EXIT_CONFIG
     _setup_logging(cfg.agent.log_level)
+    from edgecollect.statelock import StateDirLocked, StateLock
+
+    # Before anything else touches the state_dir: a second agent would renumber and overwrite the
+    # first one's batches and take over its status socket.
+    lock = StateLock(cfg.state_dir())
+    try:
+        lock.acquire()
+    except StateDirLocked as exc:
+        log.error("%s", exc)
+        return EXIT_FAILURE
+    except OSError as exc:
+        log.error("cannot lock state_dir %s: %s", cfg.state_dir(), exc)
+        return EXIT_FAILURE
+    try:
+        return _run_locked(cfg, args)
+    finally:
+        lock.release()
+
+
+def _pinned_to(locked: Path) -> Callable[[Config], Agent]:
+    """Agents for the supervisor, always in the state_dir this process locked.
+
+    A reload that names another state_dir would leave the locked one and run unlocked in the new
+    one; the change takes effect at the next start instead, and says so.
+    """
     from edgecollect.runtime import Agent
+
+    def make(cfg: Config) -> Agent:
+        wanted = cfg.state_dir()
+        if wanted != locked:
+            log.error("state_dir changed to %s: it takes effect at the next start; this agent keeps %s (locked)",
+                      wanted, locked)
+            cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, state_dir=str(locked)))
+        return Agent(cfg)
+
+    return make
+
+
+def _run_locked(cfg: Config, args: argparse.Namespace) -> int:
     from edgecollect.supervisor import Supervisor
+
+    make_agent = _pinned_to(cfg.state_dir())
 
     stop = threading.Event()
     reload_requested = threading.Event()
@@ -92,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
     try:
-        return Supervisor(cfg, args.config, stop, reload_requested, Agent).run()
+        return Supervisor(cfg, args.config, stop, reload_requested, make_agent).run()
     except SpoolFault as exc:
         log.error("%s", exc)
         return EXIT_FAILURE
@@ -119,17 +164,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_spool(args: argparse.Namespace) -> int:
-    from edgecollect import spooltool
+    from edgecollect import spoolfile, spooltool
 
-    state_dir = _state_dir(args)
-    if state_dir is None:
+    cfg = _load_or_report(getattr(args, "config", None))
+    if cfg is None:
         return EXIT_CONFIG
-    directory = state_dir / "spool"
+    directory = cfg.state_dir() / "spool"
+    largest = spoolfile.largest_batch(cfg.spool.max_size)  # a bigger file is damaged, and never read
     if args.spool_command == "ls":
-        return spooltool.ls(directory, sys.stdout)
+        return spooltool.ls(directory, sys.stdout, largest)
     if args.spool_command == "show":
-        return spooltool.show(directory, args.id, sys.stdout)
-    return spooltool.export(directory, args.format, Path(args.out), args.signal, sys.stdout)
+        return spooltool.show(directory, args.id, sys.stdout, largest)
+    return spooltool.export(directory, args.format, Path(args.out), args.signal, sys.stdout, largest)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,7 @@ many windows. Runs with the spool's lock held, inside the write that needed room
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from edgecollect import spoolfile
 from edgecollect.batch import METRICS_FIELDS, METRICS_FORMAT, TS, from_ipc, to_ipc
 from edgecollect.telemetry import Telemetry
 
@@ -244,12 +246,28 @@ class Downsampler:
         return True
 
 
+def read_head(path: Path) -> bytes:
+    """The start of a spool file's payload: enough for its schema and metadata, never the whole file.
+
+    Opened the spool's safe way (no link followed, no FIFO waited on); b"" if it cannot be read.
+    """
+    try:
+        fd = spoolfile.open_regular(path)
+    except (OSError, spoolfile.Damaged):
+        return b""
+    try:
+        head = os.pread(fd, HEAD_BYTES, 0)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+    return head[spoolfile.HEADER.size:]
+
+
 def _peek_downsampled(path: Path) -> bool:
     """Whether a spool file's batch is downsampled, from the schema at the head of its payload."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(HEAD_BYTES)
-        schema = pa.ipc.open_stream(pa.py_buffer(head[32:])).schema
+        schema = pa.ipc.open_stream(pa.py_buffer(read_head(path))).schema
     except (OSError, pa.ArrowInvalid):
         return False
     return WINDOW_KEY in (schema.metadata or {})

@@ -79,6 +79,7 @@ class Agent:
         self.batcher = Batcher(
             [], self.registry, self.resource, self.boot_id, self.spool.append, self.telemetry,
             cfg.batch.flush_interval, cfg.batch.max_points, on_written=self._on_written,
+            on_tick=self.spool.expire,
         )
         self._threads: list[threading.Thread] = []
         self._build_sources()

@@ -3,24 +3,17 @@
 Owns durability, the byte cap, age eviction, quarantine and recovery. It never blocks start-up on a
 damaged file and never exceeds its byte cap (a batch larger than the cap is refused and counted).
 
-On-disk format: one file per batch, `<seq as 16 hex digits>.ecb`, in `<state_dir>/spool/`:
-
-    offset  size  field
-    0       4     magic b"ECSP"
-    4       1     format version (1)
-    5       1     signal: 0 metrics, 1 logs
-    6       2     reserved (0)
-    8       8     seq (uint64, little-endian; order of writing)
-    16      8     created, Unix ns (int64)
-    24      4     points (or log records) in the batch
-    28      4     payload length N
-    32      N     payload: one Arrow IPC stream (batch.py)
-    32+N    4     CRC-32 (zlib) of bytes 0 .. 32+N
+One file per batch, `<seq as 16 hex digits>.ecb`, in `<state_dir>/spool/`; the format, and how a
+file is read without trusting it (regular files only, header and size before any read, the CRC
+streamed), are spoolfile.py's. A batch larger than the cap (the largest this spool can write) is
+damaged.
 
 A write goes to `.<seq>.tmp`, is fsync'd and renamed to its final name; with `sync = "file+dir"`
 the directory is fsync'd too. Only then is the batch acknowledged to its sources. A file is valid
 only if its size, magic, version and CRC all check out, so a torn write can never be read as a
-batch. Damaged files go to `quarantine/` (bounded) and are counted.
+batch. Damaged files go to `quarantine/` (bounded, spoolquarantine.py) and are counted; entries
+that are not regular files (FIFOs, devices, links, folders named like batches) are moved there as
+themselves, never opened or followed.
 
 Why one fsync is enough by default (`sync = "file"`, SD cards wear with every sync): ext4, f2fs,
 xfs and btrfs make a new file's name durable with the file's own fsync, so after a power cut an
@@ -35,41 +28,42 @@ from __future__ import annotations
 import builtins
 import logging
 import os
-import struct
 import threading
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from edgecollect import spoolfile
 from edgecollect.errors import SpoolFault
+from edgecollect.spoolfile import (
+    HEADER,
+    MAGIC,
+    OVERHEAD,
+    SIGNALS,
+    SUFFIX,
+    TRAILER,
+    VERSION,
+    Damaged,
+    SpooledBatch,
+    frame,
+    unframe,
+)
+from edgecollect.spoolquarantine import Quarantine
 from edgecollect.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from edgecollect.downsample import Downsampler
 
+# The format lives in spoolfile.py; these names stay importable from here as before.
+__all__ = [
+    "HEADER", "MAGIC", "OVERHEAD", "SIGNALS", "SUFFIX", "TRAILER", "VERSION",
+    "Damaged", "Spool", "SpoolStats", "SpooledBatch", "SyncMode", "WhenFull", "frame", "unframe",
+]
 log = logging.getLogger(__name__)
 
-MAGIC = b"ECSP"
-VERSION = 1
-HEADER = struct.Struct("<4sBBHQqII")
-TRAILER = struct.Struct("<I")
-OVERHEAD = HEADER.size + TRAILER.size
-SIGNALS = ("metrics", "logs")
-SUFFIX = ".ecb"
 WhenFull = Literal["drop_oldest", "drop_newest", "downsample"]
 SyncMode = Literal["file", "file+dir"]
-
-
-@dataclass(frozen=True, slots=True)
-class SpooledBatch:
-    id: int  # the sequence number
-    signal: str  # "metrics" | "logs"
-    points: int
-    created_ns: int
-    size: int  # bytes on disk, framing included
-    path: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,36 +72,6 @@ class SpoolStats:
     bytes: int
     points: int
     oldest_age_s: float
-
-
-class Damaged(Exception):
-    """A spool file that fails verification; the message is the quarantine reason."""
-
-
-def frame(seq: int, signal: str, created_ns: int, points: int, payload: bytes) -> bytes:
-    header = HEADER.pack(MAGIC, VERSION, SIGNALS.index(signal), 0, seq, created_ns, points, len(payload))
-    crc = zlib.crc32(payload, zlib.crc32(header))
-    return header + payload + TRAILER.pack(crc)
-
-
-def unframe(data: bytes) -> tuple[SpooledBatch, bytes]:
-    """Verify one file's bytes; returns its description (path unset) and payload, or raises Damaged."""
-    if len(data) < OVERHEAD:
-        raise Damaged("truncated")
-    magic, version, signal, _, seq, created_ns, points, length = HEADER.unpack_from(data)
-    if magic != MAGIC:
-        raise Damaged("bad_magic")
-    if version != VERSION:
-        raise Damaged("bad_version")
-    if len(data) != OVERHEAD + length:
-        raise Damaged("truncated" if len(data) < OVERHEAD + length else "trailing_bytes")
-    (crc,) = TRAILER.unpack_from(data, HEADER.size + length)
-    if zlib.crc32(data[: HEADER.size + length]) != crc:
-        raise Damaged("bad_checksum")
-    if signal >= len(SIGNALS):
-        raise Damaged("bad_signal")
-    payload = data[HEADER.size : HEADER.size + length]
-    return SpooledBatch(seq, SIGNALS[signal], points, created_ns, len(data), Path()), payload
 
 
 def _write_synced(path: Path, data: bytes) -> None:
@@ -165,68 +129,112 @@ class Spool:
         telemetry.gauge(component, "files", lambda: len(self._index), unit="{file}")
         telemetry.gauge(component, "bytes", lambda: self._bytes, unit="By")
         telemetry.gauge(component, "oldest_age", lambda: self.stats().oldest_age_s, unit="s")
+        self._quarantine = Quarantine(self.directory, self.quarantine_max_size, self._quarantined)
         self._downsampler: Downsampler | None = None
         if when_full == "downsample":  # imported only when configured
             from edgecollect.downsample import Downsampler
 
             self._downsampler = Downsampler(self, downsample_window_s, telemetry)
 
+    @property
+    def largest_batch(self) -> int:
+        """The largest file this spool can write: anything bigger on disk is damaged, never read whole."""
+        return spoolfile.largest_batch(self.max_size)
+
     # -- start-up -----------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Create the folders, verify every file, quarantine the damaged ones. Never raises on data."""
+        """Create the folders, verify every file, quarantine the damaged ones. Never raises on data.
+
+        One listing of the spool and one of its quarantine, a header read and a streamed CRC per
+        file, one summary line for everything quarantined: linear in files, bounded in memory.
+        """
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self.quarantine_dir.mkdir(exist_ok=True)
+            self._quarantine.open()
         except OSError as exc:
             raise SpoolFault(f"cannot create spool directory {self.directory}: {exc}") from exc
-        self._recover_temp_files()
+        temps: builtins.list[tuple[str, bool]] = []
+        candidates: builtins.list[tuple[str, bool]] = []
+        with os.scandir(self.directory) as entries:
+            for entry in entries:
+                if entry.name == self._quarantine.path.name:
+                    continue
+                regular = entry.is_file(follow_symlinks=False)
+                if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                    temps.append((entry.name, regular))
+                elif regular or not entry.is_dir(follow_symlinks=False) or entry.name.endswith(SUFFIX):
+                    candidates.append((entry.name, regular))  # other folders are not ours to judge
+        promoted = self._recover_temp_files(sorted(temps))
+        entries_now = dict(candidates) | dict.fromkeys(promoted, True)  # a promotion replaced the entry
         max_seq = 0
-        for path in sorted(self.directory.iterdir()):
-            if path.is_dir() or path.name.endswith(".tmp"):
-                continue
-            seq = _seq_of(path)
-            if seq is not None:
-                max_seq = max(max_seq, seq)
+        for name, regular in sorted(entries_now.items()):
+            path = self.directory / name
+            seq = spoolfile.seq_of(name)
             try:
+                if not regular:
+                    raise spoolfile.NotRegular()
                 if seq is None:
                     raise Damaged("bad_name")
-                batch, _ = unframe(path.read_bytes())
+                batch = spoolfile.verify(path, self.largest_batch)
                 if batch.id != seq:
                     raise Damaged("name_mismatch")
-            except Damaged as exc:
-                self._move_to_quarantine(path, str(exc))
+            except spoolfile.NotRegular as exc:
+                self._quarantine.move(path, str(exc), 0, regular=False, quiet=True)
                 continue
-            except OSError as exc:
-                self._move_to_quarantine(path, f"unreadable:{exc.errno}")
+            except (Damaged, OSError) as exc:
+                reason = str(exc) if isinstance(exc, Damaged) else f"unreadable:{exc.errno}"
+                self._quarantine.move(path, reason, self._size_of(path), quiet=True)
                 continue
-            self._index[seq] = SpooledBatch(seq, batch.signal, batch.points, batch.created_ns, batch.size, path)
+            max_seq = max(max_seq, seq)
+            self._index[seq] = batch
             self._bytes += batch.size
+        self._quarantine.log_summary()
         self._next_seq = max_seq + 1
         self.expire()
         self._enforce_cap()
         stats = self.stats()
         log.info("spool %s: %d batches, %d bytes, %d points", self.directory, stats.files, stats.bytes, stats.points)
 
-    def _recover_temp_files(self) -> None:
-        """Promote temp files that verify (fsync'd, rename lost); remove torn ones (never acked)."""
-        for path in sorted(self.directory.glob(".*.tmp")):
-            seq_text = path.name[1:].split(".", 1)[0]
+    @staticmethod
+    def _size_of(path: Path) -> int:
+        try:
+            return os.lstat(path).st_size
+        except OSError:
+            return 0
+
+    def _recover_temp_files(self, temps: builtins.list[tuple[str, bool]]) -> builtins.list[str]:
+        """Promote temp files that verify (fsync'd, rename lost); remove torn ones (never acked).
+
+        Returns the names of the promoted batches. A temp that is not a regular file is moved aside.
+        """
+        promoted: builtins.list[str] = []
+        for name, regular in temps:
+            path = self.directory / name
+            if not regular:
+                self._quarantine.move(path, "not_regular", 0, regular=False, quiet=True)
+                continue
+            seq_text = name[1:].split(".", 1)[0]
             try:
-                batch, _ = unframe(path.read_bytes())
+                batch = spoolfile.verify(path, self.largest_batch)
                 complete = f"{batch.id:016x}" == seq_text
+            except spoolfile.NotRegular:
+                self._quarantine.move(path, "not_regular", 0, regular=False, quiet=True)
+                continue
             except (Damaged, OSError):
                 complete = False
             if complete:
-                final = self.directory / f"{seq_text}{SUFFIX}"
+                final = f"{seq_text}{SUFFIX}"
                 try:
-                    os.replace(path, final)  # a rewrite's temp replaces the batch it rewrote
+                    os.replace(path, self.directory / final)  # a rewrite's temp replaces the batch it rewrote
                     self._promoted.inc()
+                    promoted.append(final)
                     continue
                 except OSError as exc:
-                    log.error("spool: cannot promote %s: %s", path.name, exc)
+                    log.error("spool: cannot promote %s: %s", name, exc)
             self._unlink(path)
             self._temp_removed.inc()
+        return promoted
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -274,28 +282,46 @@ class Spool:
         return True
 
     def _enforce_cap(self) -> None:
-        """A cap lowered between runs applies at once, by the full-spool policy, not at the next write."""
+        """A cap lowered between runs applies at once, by the full-spool policy, not at the next write.
+
+        One pass over the ids in order and one log line, however many batches go.
+        """
+        batches = points = 0
         with self._lock:
-            while self._bytes > self.max_size and self._index:
-                if self._downsampler is not None:
-                    self._downsampler.make_room(0)
-                    if self._bytes <= self.max_size:
-                        break
-                victim = self._index[(max if self.when_full == "drop_newest" else min)(self._index)]
+            if self._downsampler is not None and self._bytes > self.max_size:
+                self._downsampler.make_room(0)
+            # downsample drops the oldest of what coarsening could not fit
+            reason = "drop_newest" if self.when_full == "drop_newest" else "drop_oldest"
+            order = sorted(self._index, reverse=reason == "drop_newest")
+            for seq in order:
+                if self._bytes <= self.max_size:
+                    break
+                victim = self._index[seq]
                 self._remove(victim)
-                self._count_drop("drop_newest" if self.when_full == "drop_newest" else "drop_oldest", 1, victim.points)
+                self._count_drop(reason, 1, victim.points, quiet=True)
+                batches, points = batches + 1, points + victim.points
+        if batches:
+            log.warning("spool: over its cap of %d bytes: dropped %d batch(es), %d points (%s)",
+                        self.max_size, batches, points, reason)
 
     def expire(self) -> int:
-        """Drop batches older than max_age; returns how many."""
+        """Drop batches older than max_age; returns how many.
+
+        Cheap enough for every batcher tick: no listing, no sort; the index is in id order (ids are
+        handed out in order and inserted so at start-up) and the oldest batch is looked at first.
+        """
         cutoff = time.time_ns() - int(self.max_age_s * 1e9)
-        removed = 0
+        removed = points = 0
         with self._lock:
-            for batch in sorted(self._index.values(), key=lambda b: b.id):
+            while self._index:
+                batch = next(iter(self._index.values()))
                 if batch.created_ns >= cutoff:
                     break
                 self._remove(batch)
-                self._count_drop("max_age", 1, batch.points)
-                removed += 1
+                self._count_drop("max_age", 1, batch.points, quiet=True)
+                removed, points = removed + 1, points + batch.points
+        if removed:
+            log.warning("spool: dropped %d batch(es), %d points older than max_age", removed, points)
         return removed
 
     # -- the exporter's side ------------------------------------------------------------------
@@ -318,7 +344,7 @@ class Spool:
         if batch is None:
             return None
         try:
-            _, payload = unframe(batch.path.read_bytes())
+            _, payload = spoolfile.read(batch.path, self.largest_batch)
         except FileNotFoundError:
             with self._lock:
                 self._forget(batch)
@@ -386,7 +412,7 @@ class Spool:
 
     def read_locked(self, batch: SpooledBatch) -> bytes | None:
         try:
-            _, payload = unframe(batch.path.read_bytes())
+            _, payload = spoolfile.read(batch.path, self.largest_batch)
         except (Damaged, OSError):
             return None
         return payload
@@ -417,10 +443,11 @@ class Spool:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _count_drop(self, reason: str, batches: int, points: int) -> None:
+    def _count_drop(self, reason: str, batches: int, points: int, quiet: bool = False) -> None:
         self._dropped_batches.inc(reason, batches)
         self._dropped_points.inc(reason, points)
-        log.warning("spool: dropped %d batch(es), %d points (%s)", batches, points, reason)
+        if not quiet:  # callers that drop many at once log one summary themselves
+            log.warning("spool: dropped %d batch(es), %d points (%s)", batches, points, reason)
 
     def _remove(self, batch: SpooledBatch) -> None:
         self._forget(batch)
@@ -439,36 +466,4 @@ class Spool:
             log.error("spool: cannot remove %s: %s", path, exc)
 
     def _move_to_quarantine(self, path: Path, reason: str) -> None:
-        self._quarantined.inc(reason)
-        target = self.quarantine_dir / f"{time.time_ns()}-{reason.replace('/', '_')}-{path.name}"
-        log.warning("spool: quarantined %s (%s) as %s", path.name, reason, target.name)
-        try:
-            os.replace(path, target)
-        except OSError as exc:
-            log.error("spool: cannot quarantine %s (%s); removing it", path, exc)
-            self._unlink(path)
-            return
-        self._trim_quarantine()
-
-    def _trim_quarantine(self) -> None:
-        """Keep quarantine within its own cap so damaged data cannot fill the card."""
-        try:
-            files = sorted(self.quarantine_dir.iterdir())
-            sizes = [(p, p.stat().st_size) for p in files if p.is_file()]
-        except OSError:
-            return
-        total = sum(s for _, s in sizes)
-        for path, size in sizes:
-            if total <= self.quarantine_max_size:
-                break
-            self._unlink(path)
-            total -= size
-
-
-def _seq_of(path: Path) -> int | None:
-    if not path.name.endswith(SUFFIX):
-        return None
-    try:
-        return int(path.name[: -len(SUFFIX)], 16)
-    except ValueError:
-        return None
+        self._quarantine.move(path, reason, self._size_of(path))

@@ -1,11 +1,15 @@
 """Offline views of a spool directory for `edgecollect spool ...`: list, show, export.
 
 Read-only: damaged files are reported, never moved (only the running agent quarantines), so these
-commands are safe to run beside a live agent.
+commands are safe to run beside a live agent, and they never take its state-dir lock. Files are read
+as the agent reads them (spoolfile.py): a FIFO, device or link is reported as damaged without being
+opened or followed, and a file larger than the largest batch the configured spool can write is
+damaged before a byte of it is read.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,19 +18,32 @@ from typing import TextIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from edgecollect import spoolfile
 from edgecollect.batch import from_ipc
-from edgecollect.spool import SUFFIX, Damaged, SpooledBatch, unframe
+from edgecollect.spoolfile import SUFFIX, Damaged, SpooledBatch
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 
 
-def scan(directory: Path) -> Iterator[tuple[Path, SpooledBatch | None, bytes | str]]:
-    """(path, batch, payload) for valid files, (path, None, reason) for damaged ones; oldest first."""
+def scan(
+    directory: Path, largest: int = spoolfile.LARGEST_FORMAT, payloads: bool = True,
+) -> Iterator[tuple[Path, SpooledBatch | None, bytes | str]]:
+    """(path, batch, payload) for valid files, (path, None, reason) for damaged ones; oldest first.
+
+    `payloads=False` verifies without holding a payload (payload is then b""): memory stays at
+    spoolfile.CHUNK whatever the files hold.
+    """
     if not directory.is_dir():
         return
-    for path in sorted(directory.glob(f"*{SUFFIX}")):
+    with os.scandir(directory) as entries:
+        names = sorted(e.name for e in entries if e.name.endswith(SUFFIX))
+    for name in names:
+        path = directory / name
         try:
-            batch, payload = unframe(path.read_bytes())
+            if payloads:
+                batch, payload = spoolfile.read(path, largest)
+            else:
+                batch, payload = spoolfile.verify(path, largest), b""
         except Damaged as exc:
             yield path, None, str(exc)
             continue
@@ -36,30 +53,34 @@ def scan(directory: Path) -> Iterator[tuple[Path, SpooledBatch | None, bytes | s
         yield path, batch, payload
 
 
-def ls(directory: Path, out: TextIO) -> int:
+def ls(directory: Path, out: TextIO, largest: int = spoolfile.LARGEST_FORMAT) -> int:
     print(f"{'ID':>8}  {'SIGNAL':<8}{'POINTS':>8}{'BYTES':>10}  CREATED (UTC)", file=out)
     total = 0
-    for path, batch, payload in scan(directory):
+    for path, batch, payload in scan(directory, largest, payloads=False):
         if batch is None:
             print(f"{path.name:>8}  DAMAGED ({payload!s})", file=out)
             continue
         total += batch.size
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(batch.created_ns / 1e9))
         note = ""
-        if batch.signal == "metrics" and isinstance(payload, bytes):
-            from edgecollect.downsample import describe
+        if batch.signal == "metrics":
+            from edgecollect.downsample import describe, read_head
 
-            note = f"  {describe(payload)}".rstrip()
+            note = f"  {describe(read_head(path))}".rstrip()
         print(f"{batch.id:>8}  {batch.signal:<8}{batch.points:>8}{batch.size:>10}  {created}{note}", file=out)
     print(f"total {total} bytes in {directory}", file=out)
     return EXIT_OK
 
 
-def show(directory: Path, batch_id: str, out: TextIO) -> int:
-    for path, batch, payload in scan(directory):
+def show(directory: Path, batch_id: str, out: TextIO, largest: int = spoolfile.LARGEST_FORMAT) -> int:
+    for path, batch, payload in scan(directory, largest, payloads=False):
         if batch is None or (str(batch.id) != batch_id.lstrip("0") and path.stem != batch_id):
             continue
-        assert isinstance(payload, bytes)
+        try:
+            _, payload = spoolfile.read(path, largest)
+        except (Damaged, OSError) as exc:  # acked (or damaged) by the running agent meanwhile
+            print(f"edgecollect: batch {batch_id} in {directory} is gone or damaged: {exc}", file=out)
+            return EXIT_FAILURE
         table = pa.Table.from_batches([from_ipc(payload)])
         print(f"batch {batch.id}: {batch.signal}, {batch.points} points, {batch.size} bytes, {path}", file=out)
         print(table.schema.to_string(show_schema_metadata=True), file=out)
@@ -79,10 +100,12 @@ def denormalize(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, names=table.column_names)
 
 
-def export(directory: Path, fmt: str, out_path: Path, signal: str, out: TextIO) -> int:
+def export(
+    directory: Path, fmt: str, out_path: Path, signal: str, out: TextIO, largest: int = spoolfile.LARGEST_FORMAT,
+) -> int:
     tables = []
     damaged = 0
-    for _, batch, payload in scan(directory):
+    for _, batch, payload in scan(directory, largest):
         if batch is None:
             damaged += 1
             continue
