@@ -146,8 +146,8 @@ def build_metrics(rows: Rows, registry: SeriesRegistry, resource: Resource, boot
         _dictionary(unit_idx, list(units), pa.int32()),
         _dictionary(kind_idx, list(kinds), pa.int8()),
         _dictionary(attr_idx, list(attr_sets), pa.int32()),
-        pa.array(starts, pa.int64()).cast(TS),
-        pa.array(times, pa.int64()).cast(TS),
+        pa.array(starts, TS),
+        pa.array(times, TS),
         pa.array(doubles_out, pa.float64()),
         pa.array(ints_out, pa.int64()),
         pa.array(flags, pa.uint8()),
@@ -181,7 +181,7 @@ def build_logs(
         body_bool.append(r.body if isinstance(r.body, bool) else None)
         body_bytes.append(r.body if isinstance(r.body, bytes) else None)
     columns = [
-        pa.array([r.time_ns for r in records], pa.int64()).cast(TS),
+        pa.array([r.time_ns for r in records], TS),
         pa.array([r.severity_number for r in records], pa.int32()),
         _dictionary(sev_idx, list(severities), pa.int8()),
         pa.array(body_type, pa.uint8()),
