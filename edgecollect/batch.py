@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from edgecollect.buffer import FLAG_INT, Drained
+from edgecollect.footprint import release_arrow_memory
 from edgecollect.model import Attributes, LogRecord, Resource, SeriesRegistry
 
 METRICS_FORMAT = "metrics/1"
@@ -201,7 +202,9 @@ def to_ipc(batch: pa.RecordBatch) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema, options=IPC_OPTIONS) as writer:
         writer.write_batch(batch)
-    return bytes(sink.getvalue().to_pybytes())
+    data = bytes(sink.getvalue().to_pybytes())
+    release_arrow_memory()  # the batch's buffers are free now: give the pages back (rate-limited)
+    return data
 
 
 def from_ipc(data: bytes) -> pa.RecordBatch:

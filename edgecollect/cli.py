@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from edgecollect import __version__
+from edgecollect import __version__, footprint
 from edgecollect.config import Config, load
 from edgecollect.errors import ConfigError, SpoolFault
 
@@ -64,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if cfg is None:
         return EXIT_CONFIG
     _setup_logging(cfg.agent.log_level)
+    footprint.before_imports()  # before pyarrow loads (edgecollect/footprint.py)
     from edgecollect.runtime import Agent
     from edgecollect.supervisor import Supervisor
 

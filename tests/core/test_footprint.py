@@ -1,0 +1,49 @@
+"""Process-wide memory settings (edgecollect/footprint.py), each checked in a fresh interpreter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from edgecollect import footprint
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def python(code: str, **env: str) -> str:
+    base = {k: v for k, v in os.environ.items() if k != footprint.POOL_ENV}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**base, "PYTHONPATH": str(REPO), **env})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+BEFORE_THEN_PYARROW = (
+    "import sys; from edgecollect import footprint; footprint.before_imports(); import pyarrow as pa; "
+    "print(pa.default_memory_pool().backend_name, sys.modules.get('numpy') is None, "
+    "pa.array([1, 2]).to_pylist())"
+)
+
+
+def test_before_imports_keeps_numpy_out_and_picks_the_system_pool() -> None:
+    assert python(BEFORE_THEN_PYARROW) == "system True [1, 2]"
+
+
+def test_a_pool_chosen_by_the_user_wins() -> None:
+    assert python(BEFORE_THEN_PYARROW, ARROW_DEFAULT_MEMORY_POOL="mimalloc") == "mimalloc True [1, 2]"
+
+
+def test_before_imports_does_nothing_once_pyarrow_is_loaded() -> None:
+    code = ("import sys, pyarrow; from edgecollect import footprint; footprint.before_imports(); "
+            "print('numpy' in sys.modules and sys.modules['numpy'] is None)")
+    assert python(code) == "False"  # not marked absent: whatever pyarrow took stays
+
+
+def test_arrow_memory_is_released_at_most_once_per_period() -> None:
+    t = 1e9  # far from any earlier call in this process
+    assert footprint.release_arrow_memory(now=t)
+    assert not footprint.release_arrow_memory(now=t + footprint.RELEASE_EVERY_S / 2)
+    assert footprint.release_arrow_memory(now=t + footprint.RELEASE_EVERY_S)
+
