@@ -22,12 +22,13 @@ def python(code: str, **env: str) -> str:
 
 BEFORE_THEN_PYARROW = (
     "import sys; from edgecollect import footprint; footprint.before_imports(); import pyarrow as pa; "
-    "print(pa.default_memory_pool().backend_name, sys.modules.get('numpy') is None, "
+    "print(pa.default_memory_pool().backend_name, "
+    "all(sys.modules.get(m) is None for m in ('numpy', 'cloudpickle')), "
     "pa.array([1, 2]).to_pylist())"
 )
 
 
-def test_before_imports_keeps_numpy_out_and_picks_the_system_pool() -> None:
+def test_before_imports_keeps_numpy_and_cloudpickle_out_and_picks_the_system_pool() -> None:
     assert python(BEFORE_THEN_PYARROW) == "system True [1, 2]"
 
 

@@ -35,7 +35,7 @@ NEVER_UNLESS_CONFIGURED = {
     "serial": ("serial", "edgecollect.sources.serial"),
     "parquet": ("pyarrow.parquet",),
     "otlp_http": ("http.client", "urllib.request", "email.utils", "gzip"),
-    "numpy (never used)": ("numpy",),
+    "numpy, cloudpickle (never used)": ("numpy", "cloudpickle"),
 }
 UPSTREAM = {
     "grpc": ("grpc", "google.protobuf", "opentelemetry.proto", "edgecollect.exporters"),
