@@ -68,7 +68,10 @@ LOGS_FIELDS = [
 
 # zstd's own default level. Arrow's default (1) left host-like batches 13 % larger at no saving in
 # time: each buffer is small, so the level's cost hardly shows (tests/bench/bench_core.py).
-IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=3))
+# Single-threaded: with threads, Arrow compresses the columns on its global CPU pool, two more
+# threads that wake on every flush for a few kB of buffers (docs/benchmarks/footprint.md).
+IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=3), use_threads=False)
+IPC_READ_OPTIONS = pa.ipc.IpcReadOptions(use_threads=False)
 
 
 def attributes_json(attributes: Attributes) -> str:
@@ -209,7 +212,7 @@ def to_ipc(batch: pa.RecordBatch) -> bytes:
 
 def from_ipc(data: bytes) -> pa.RecordBatch:
     """The single record batch of a spooled IPC stream (raises pyarrow errors on damage)."""
-    reader = pa.ipc.open_stream(pa.py_buffer(data))
+    reader = pa.ipc.open_stream(pa.py_buffer(data), options=IPC_READ_OPTIONS)
     batches = list(reader)
     if len(batches) != 1:
         raise ValueError(f"expected one record batch, found {len(batches)}")

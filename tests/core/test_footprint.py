@@ -48,3 +48,18 @@ def test_arrow_memory_is_released_at_most_once_per_period() -> None:
     assert not footprint.release_arrow_memory(now=t + footprint.RELEASE_EVERY_S / 2)
     assert footprint.release_arrow_memory(now=t + footprint.RELEASE_EVERY_S)
 
+
+
+def test_writing_and_reading_a_spooled_batch_starts_no_thread() -> None:
+    code = (
+        "import os; from array import array; from edgecollect import batch\n"
+        "from edgecollect.model import Resource, Series, SeriesRegistry\n"
+        "reg = SeriesRegistry(max_series=10); sid = reg.intern(Series('x'))\n"
+        "before = len(os.listdir('/proc/self/task'))\n"
+        "rows = batch.Rows(array('I', [sid] * 500), array('q', range(500)), array('d', [1.5] * 500),\n"
+        "                  array('q', [0] * 500), array('B', [0] * 500))\n"
+        "data = batch.to_ipc(batch.build_metrics(rows, reg, Resource(), 'boot'))\n"
+        "assert batch.from_ipc(data).num_rows == 500\n"
+        "print(len(os.listdir('/proc/self/task')) - before)"
+    )
+    assert python(code) == "0"  # Arrow's CPU pool would add a thread per core, woken by every flush
