@@ -35,7 +35,9 @@ build_otelcol() {
 
 install_collectd() {
     command -v collectd >/dev/null && { echo "collectd: installed $(command -v collectd)"; return; }
-    apt-get install -y --no-install-recommends collectd-core >/dev/null
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends collectd-core >/dev/null \
+        || { apt-get update >/dev/null && apt-get install -y --no-install-recommends collectd-core >/dev/null; }
     # The package starts no daemon we rely on; the bench runs its own with its own config.
     echo "collectd: installed $(command -v collectd)"
 }
