@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from edgecollect.buffer import FLAG_INT, Drained
+from edgecollect.footprint import release_arrow_memory
 from edgecollect.model import Attributes, LogRecord, Resource, SeriesRegistry
 
 METRICS_FORMAT = "metrics/1"
@@ -67,7 +68,10 @@ LOGS_FIELDS = [
 
 # zstd's own default level. Arrow's default (1) left host-like batches 13 % larger at no saving in
 # time: each buffer is small, so the level's cost hardly shows (tests/bench/bench_core.py).
-IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=3))
+# Single-threaded: with threads, Arrow compresses the columns on its global CPU pool, two more
+# threads that wake on every flush for a few kB of buffers (docs/benchmarks/footprint.md).
+IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=3), use_threads=False)
+IPC_READ_OPTIONS = pa.ipc.IpcReadOptions(use_threads=False)
 
 
 def attributes_json(attributes: Attributes) -> str:
@@ -148,8 +152,8 @@ def build_metrics(rows: Rows, registry: SeriesRegistry, resource: Resource, boot
         _dictionary(unit_idx, list(units), pa.int32()),
         _dictionary(kind_idx, list(kinds), pa.int8()),
         _dictionary(attr_idx, list(attr_sets), pa.int32()),
-        pa.array(starts, pa.int64()).cast(TS),
-        pa.array(times, pa.int64()).cast(TS),
+        pa.array(starts, TS),
+        pa.array(times, TS),
         pa.array(doubles_out, pa.float64()),
         pa.array(ints_out, pa.int64()),
         pa.array(flags, pa.uint8()),
@@ -183,7 +187,7 @@ def build_logs(
         body_bool.append(r.body if isinstance(r.body, bool) else None)
         body_bytes.append(r.body if isinstance(r.body, bytes) else None)
     columns = [
-        pa.array([r.time_ns for r in records], pa.int64()).cast(TS),
+        pa.array([r.time_ns for r in records], TS),
         pa.array([r.severity_number for r in records], pa.int32()),
         _dictionary(sev_idx, list(severities), pa.int8()),
         pa.array(body_type, pa.uint8()),
@@ -203,12 +207,14 @@ def to_ipc(batch: pa.RecordBatch) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema, options=IPC_OPTIONS) as writer:
         writer.write_batch(batch)
-    return bytes(sink.getvalue().to_pybytes())
+    data = bytes(sink.getvalue().to_pybytes())
+    release_arrow_memory()  # the batch's buffers are free now: give the pages back (rate-limited)
+    return data
 
 
 def from_ipc(data: bytes) -> pa.RecordBatch:
     """The single record batch of a spooled IPC stream (raises pyarrow errors on damage)."""
-    reader = pa.ipc.open_stream(pa.py_buffer(data))
+    reader = pa.ipc.open_stream(pa.py_buffer(data), options=IPC_READ_OPTIONS)
     batches = list(reader)
     if len(batches) != 1:
         raise ValueError(f"expected one record batch, found {len(batches)}")

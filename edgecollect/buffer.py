@@ -1,8 +1,12 @@
 """Bounded ring buffers: one per source, a fixed memory budget, an explicit overflow policy.
 
-Samples are stored column-wise in preallocated `array.array`s (not lists of Python objects), so a
-ring's memory is fixed when it is created: `capacity` points of `POINT_BYTES` each, whatever the
-input rate. Log records live beside them in a bounded deque with a byte budget.
+Samples are stored column-wise in `array.array`s (not lists of Python objects). A ring starts with
+room for `INITIAL_SLOTS` points and doubles its storage when it fills, up to `capacity`: the cap is
+a hard bound (`capacity` points of `POINT_BYTES` each, whatever the input rate), but a source that
+holds 60 points between flushes pays for 256, not for the 100,000 its budget allows (3.7 MB per
+ring at the default). After a full drain that used less than a quarter of the storage, the storage
+halves again (never below `INITIAL_SLOTS`), so a burst does not pin its peak forever. Log records
+live beside them in a bounded deque with a byte budget.
 
 Overflow: `drop_oldest` (default) overwrites the oldest point, `drop_newest` refuses the new one.
 Either way the drop is counted (invariant 6), labelled with the policy.
@@ -30,6 +34,7 @@ Overflow = Literal["drop_oldest", "drop_newest"]
 POINT_BYTES = 37
 FLAG_INT = 0x80  # value lives in the int column; the other bits are clock flags (clock.py)
 LOG_OVERHEAD_BYTES = 200  # a record's fixed cost beyond its body, for the log byte budget
+INITIAL_SLOTS = 256  # storage a new ring starts with (9.5 kB); it grows by doubling up to capacity
 
 
 @dataclass
@@ -72,12 +77,8 @@ class Ring:
         self._dropped = dropped
         self._dropped_logs = dropped_logs
         self._max_log_bytes = max_log_bytes
-        self._sid = array("I", bytes(4 * capacity))
-        self._time = array("q", bytes(8 * capacity))
-        self._float = array("d", bytes(8 * capacity))
-        self._int = array("q", bytes(8 * capacity))
-        self._flags = array("B", bytes(capacity))
-        self._token = array("q", bytes(8 * capacity))
+        self._size = 0  # slots allocated: INITIAL_SLOTS at first, at most capacity
+        self._allocate(min(INITIAL_SLOTS, capacity))
         self._head = 0  # index of the oldest point
         self._count = 0
         self._logs: deque[tuple[LogRecord, int]] = deque()
@@ -137,9 +138,35 @@ class Ring:
             if token > self._max_token:
                 self._max_token = token
 
+    def _allocate(self, size: int) -> None:
+        """Fresh zeroed storage of `size` slots (lock held, ring empty or about to be refilled)."""
+        self._sid = array("I", bytes(4 * size))
+        self._time = array("q", bytes(8 * size))
+        self._float = array("d", bytes(8 * size))
+        self._int = array("q", bytes(8 * size))
+        self._flags = array("B", bytes(size))
+        self._token = array("q", bytes(8 * size))
+        self._size = size
+
+    def _resize(self, size: int) -> None:
+        """Move the held points, oldest first, into storage of `size` slots (lock held)."""
+        head, count, old = self._head, self._count, self._size
+        first = min(count, old - head)
+        ints = (self._sid, self._time, self._int, self._flags, self._token)
+        floats = self._float
+        self._allocate(size)
+        for src, dst in zip(ints, (self._sid, self._time, self._int, self._flags, self._token), strict=True):
+            dst[0:first] = src[head : head + first]
+            dst[first:count] = src[0 : count - first]
+        self._float[0:first] = floats[head : head + first]
+        self._float[first:count] = floats[0 : count - first]
+        self._head = 0
+
     def _put(self, series_id: int, time_ns: int, value: int | float, flags: int, token: int) -> None:
-        cap = self.capacity
-        if self._count == cap:
+        if self._count == self._size < self.capacity:
+            self._resize(min(self._size * 2, self.capacity))
+        cap = self._size
+        if self._count == self.capacity:
             if self.overflow == "drop_newest":
                 self._dropped.inc("drop_newest")
                 if token > self._max_token:
@@ -180,6 +207,8 @@ class Ring:
             out = self._take_oldest(self._count)
             out.max_token = self._max_token
             self._head = 0
+            if len(out) * 4 < self._size and self._size > INITIAL_SLOTS:
+                self._allocate(max(INITIAL_SLOTS, self._size // 2))
             out.logs = [record for record, _ in self._logs]
             self._logs.clear()
             self._log_bytes = 0
@@ -188,7 +217,7 @@ class Ring:
 
     def _take_oldest(self, n: int) -> Drained:
         """Move the oldest `n` points out of the ring (lock held)."""
-        head, cap = self._head, self.capacity
+        head, cap = self._head, self._size
         first = min(n, cap - head)
         out = Drained()
         int_columns: tuple[tuple[array[int], array[int]], ...] = (
@@ -208,7 +237,7 @@ class Ring:
 
     def _covered_token(self) -> int:
         """The highest token none of whose points or records is still held (lock held)."""
-        head, count, cap = self._head, self._count, self.capacity
+        head, count, cap = self._head, self._count, self._size
         first = min(count, cap - head)
         held = [t for t in self._token[head : head + first] if t]
         held += [t for t in self._token[0 : count - first] if t]
@@ -222,7 +251,12 @@ class Ring:
         return len(self._logs)
 
     def memory_bytes(self) -> int:
-        return self.capacity * POINT_BYTES + self._log_bytes
+        """What the ring holds now: its point storage (grown so far) and its log records."""
+        return self._size * POINT_BYTES + self._log_bytes
+
+    def max_memory_bytes(self) -> int:
+        """The hard bound: point storage at full capacity plus the log byte budget."""
+        return self.capacity * POINT_BYTES + self._max_log_bytes
 
     # -- durability ---------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from edgecollect import __version__
+from edgecollect import __version__, footprint
 from edgecollect.config import Config, load
 from edgecollect.errors import ConfigError, SpoolFault
 
@@ -79,6 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if cfg is None:
         return EXIT_CONFIG
     _setup_logging(cfg.agent.log_level)
+    footprint.before_imports()  # before pyarrow loads (edgecollect/footprint.py)
     from edgecollect.statelock import StateDirLocked, StateLock
 
     # Before anything else touches the state_dir: a second agent would renumber and overwrite the

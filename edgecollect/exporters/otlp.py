@@ -12,17 +12,13 @@ Anything else is permanent → `reject` (the forwarder quarantines the batch).
 from __future__ import annotations
 
 import collections
-import email.utils
-import gzip
-import http.client
 import logging
 import socket
 import ssl
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import grpc
@@ -36,6 +32,9 @@ from edgecollect.exporters.otlp_map import ExportRequest, mapped
 from edgecollect.exporters.tls import grpc_credentials, looks_like_tls_failure, ssl_context, tls_failure
 from edgecollect.exporters.upstream import UpstreamConfig, parse_endpoint, resolve_headers
 from edgecollect.telemetry import Telemetry
+
+if TYPE_CHECKING:  # http.client, gzip, email, urllib load only when OTLP/HTTP is configured
+    import http.client
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +222,8 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or HTTP-date); None if absent or bad."""
     if not value:
         return None
+    import email.utils
+
     value = value.strip()
     if value.isdigit():
         return float(value)
@@ -267,6 +268,8 @@ def _proxy_for(host: str, secure: bool) -> tuple[str, int] | None:
     gRPC reads the same variables itself; this gives OTLP/HTTP the same behaviour behind a
     corporate proxy, the usual reason to choose HTTP at all.
     """
+    import urllib.request
+
     url = urllib.request.getproxies().get("https" if secure else "http")
     if not url or urllib.request.proxy_bypass(host):
         return None
@@ -291,6 +294,8 @@ class OtlpHttpExporter(_UnaryExporter):
         self._bytes = telemetry.counter("upstream", "bytes_sent", "protocol", unit="By")
 
     def _connection(self) -> http.client.HTTPConnection:
+        import http.client
+
         if self._conn is None:
             ctx = ssl_context(self._cfg.tls)
             host, port, timeout = self._endpoint.host, self._endpoint.port, self._cfg.timeout
@@ -309,6 +314,9 @@ class OtlpHttpExporter(_UnaryExporter):
         self._wake()
 
     def _post(self, item: Outgoing) -> Delivery:
+        import gzip
+        import http.client
+
         req = mapped(item, self.protocol)
         if isinstance(req, Delivery):
             return req

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from edgecollect.buffer import FLAG_INT
+from edgecollect.buffer import FLAG_INT, INITIAL_SLOTS, POINT_BYTES
 from edgecollect.model import LogRecord
 from edgecollect.telemetry import Telemetry
 from tests.core.conftest import make_ring
@@ -53,13 +53,60 @@ def test_wraparound_keeps_order_across_many_drains(telemetry: Telemetry) -> None
     assert dropped == 0
 
 
-def test_memory_is_fixed_by_capacity_whatever_the_input(telemetry: Telemetry) -> None:
+def test_memory_is_bounded_by_capacity_whatever_the_input(telemetry: Telemetry) -> None:
     ring = make_ring(telemetry, capacity=1000)
-    before = ring.memory_bytes()
     for i in range(50_000):
         ring.append(i % 7, i, float(i))
-    assert ring.memory_bytes() == before
+        assert ring.memory_bytes() <= 1000 * POINT_BYTES
+    assert ring.memory_bytes() == 1000 * POINT_BYTES == ring.max_memory_bytes() - (1 << 20)
     assert len(ring) == 1000
+    assert list(ring.drain().series_ids) == [i % 7 for i in range(49_000, 50_000)]
+
+
+def test_a_ring_pays_for_what_it_holds_not_for_its_cap(telemetry: Telemetry) -> None:
+    ring = make_ring(telemetry, capacity=100_000)
+    assert ring.memory_bytes() == INITIAL_SLOTS * POINT_BYTES
+    for i in range(INITIAL_SLOTS + 1):  # one past the first storage: it doubles, once
+        ring.append(1, i, float(i))
+    assert ring.memory_bytes() == 2 * INITIAL_SLOTS * POINT_BYTES
+    assert list(ring.drain().times_ns) == list(range(INITIAL_SLOTS + 1))
+
+
+def test_growing_keeps_order_and_tokens_across_a_wrapped_head(telemetry: Telemetry) -> None:
+    ring = make_ring(telemetry, capacity=10 * INITIAL_SLOTS)
+    for i in range(INITIAL_SLOTS):
+        ring.append(i, i, i, token=i + 1)
+    ring.drain(INITIAL_SLOTS // 2)  # the head is now mid-storage; the next appends wrap
+    for i in range(INITIAL_SLOTS, 3 * INITIAL_SLOTS):
+        ring.append(i, i, i, token=i + 1)
+    out = ring.drain(INITIAL_SLOTS)
+    assert list(out.series_ids) == list(range(INITIAL_SLOTS // 2, INITIAL_SLOTS // 2 + INITIAL_SLOTS))
+    assert out.max_token == INITIAL_SLOTS // 2 + INITIAL_SLOTS  # nothing still held is acknowledged
+    rest = ring.drain()
+    assert list(rest.series_ids) == list(range(INITIAL_SLOTS // 2 + INITIAL_SLOTS, 3 * INITIAL_SLOTS))
+    assert rest.max_token == 3 * INITIAL_SLOTS
+
+
+def test_storage_shrinks_after_quiet_drains_but_never_below_the_start(telemetry: Telemetry) -> None:
+    ring = make_ring(telemetry, capacity=100_000)
+    for i in range(8 * INITIAL_SLOTS):  # a burst
+        ring.append(1, i, float(i))
+    ring.drain()
+    peak = ring.memory_bytes()
+    assert peak == 8 * INITIAL_SLOTS * POINT_BYTES
+    sizes = []
+    for _ in range(6):  # quiet flushes of a few points each
+        ring.append(1, 0, 0.0)
+        ring.drain()
+        sizes.append(ring.memory_bytes())
+    assert sizes == [p * POINT_BYTES for p in (4 * INITIAL_SLOTS, 2 * INITIAL_SLOTS, INITIAL_SLOTS,
+                                               INITIAL_SLOTS, INITIAL_SLOTS, INITIAL_SLOTS)]
+    assert peak > sizes[-1]
+
+
+def test_a_small_cap_is_never_exceeded_by_the_start_storage(telemetry: Telemetry) -> None:
+    ring = make_ring(telemetry, capacity=3)
+    assert ring.memory_bytes() == 3 * POINT_BYTES
 
 
 def test_drain_reports_highest_token_including_dropped_newest(telemetry: Telemetry) -> None:

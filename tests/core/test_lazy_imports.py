@@ -1,0 +1,89 @@
+"""A feature that is not configured costs nothing: the real agent (`edgecollect run`) in a subprocess,
+its sys.modules read once it has done real work (a batch spooled, or a batch delivered to the Go sink).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.interop.sink import Sink, go_sink  # noqa: F401  (fixture)
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Runs the agent's own entry point; a watcher thread writes sys.modules when the test says so.
+PROBE = """
+import os, signal, sys, threading, time
+from pathlib import Path
+trigger, dump = Path(sys.argv[2]), Path(sys.argv[3])
+def watch():
+    while not trigger.exists():
+        time.sleep(0.05)
+    dump.write_text("\\n".join(sorted(m for m, v in list(sys.modules.items()) if v is not None)))
+    os.kill(os.getpid(), signal.SIGTERM)
+threading.Thread(target=watch, daemon=True).start()
+from edgecollect.cli import main
+sys.exit(main(["run", "-c", sys.argv[1]]))
+"""
+
+NEVER_UNLESS_CONFIGURED = {
+    "mqtt": ("paho", "edgecollect.sources.mqtt"),
+    "serial": ("serial", "edgecollect.sources.serial"),
+    "parquet": ("pyarrow.parquet",),
+    "otlp_http": ("http.client", "urllib.request", "email.utils", "gzip"),
+    "numpy, cloudpickle (never used)": ("numpy", "cloudpickle"),
+}
+UPSTREAM = {
+    "grpc": ("grpc", "google.protobuf", "opentelemetry.proto", "edgecollect.exporters"),
+    "flush-path compute": ("pyarrow.compute",),
+}
+
+
+def modules_after(tmp: Path, config: str, ready: Callable[[Path], bool]) -> set[str]:
+    conf, trigger, dump = tmp / "agent.toml", tmp / "trigger", tmp / "modules.txt"
+    conf.write_text(config)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", PROBE, str(conf), str(trigger), str(dump)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready(tmp / "state"):
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the agent did no work within 120 s"
+            time.sleep(0.1)
+        trigger.touch()
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return set(dump.read_text().split())
+
+
+def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return [m for m in sorted(modules) if any(m == n or m.startswith(n + ".") for n in names)]
+
+
+def spooled(state: Path) -> bool:
+    return any((state / "spool").glob("*.ecb"))
+
+
+def test_default_config_imports_no_feature_it_does_not_use(tmp_path: Path) -> None:
+    modules = modules_after(tmp_path, f'[agent]\nstate_dir = "{tmp_path / "state"}"\n[batch]\nflush_interval = "1s"\n',
+                            spooled)
+    assert {"pyarrow", "psutil", "edgecollect.batch", "edgecollect.sources.host"} <= modules  # it did run
+    for feature, names in {**NEVER_UNLESS_CONFIGURED, **UPSTREAM}.items():
+        assert loaded(modules, names) == [], feature
+
+
+def test_otap_only_config_imports_grpc_but_no_other_feature(tmp_path: Path, go_sink: Sink) -> None:  # noqa: F811
+    config = (f'[agent]\nstate_dir = "{tmp_path / "state"}"\n[batch]\nflush_interval = "1s"\n'
+              f'[upstream]\nendpoint = "{go_sink.grpc_address}"\ntls = {{ insecure = true }}\n')
+    modules = modules_after(tmp_path, config, lambda _state: bool(go_sink.records("metrics")))
+    assert loaded(modules, ("grpc", "edgecollect.exporters.otap")) != []  # the exporter did run
+    for feature, names in NEVER_UNLESS_CONFIGURED.items():
+        assert loaded(modules, names) == [], feature
