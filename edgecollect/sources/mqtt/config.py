@@ -18,9 +18,6 @@ from edgecollect.configtypes import Duration, FieldError, Key, KeyDocs, Range, S
 Format = Literal[
     "plain", "json", "influx", "tasmota", "zigbee2mqtt", "esphome", "shelly", "homeassistant", "sparkplug",
 ]
-FORMATS: tuple[str, ...] = (
-    "plain", "json", "influx", "tasmota", "zigbee2mqtt", "esphome", "shelly", "homeassistant", "sparkplug",
-)
 # Per-key overrides: a metric kind, a value type, or what to do with the key instead of a metric.
 TypeOverride = Literal["gauge", "cumulative", "delta", "updown", "int", "float", "state", "log", "ignore"]
 TYPES: tuple[str, ...] = typing.get_args(TypeOverride)
