@@ -236,8 +236,14 @@ KeyDocs = Mapping[str, str | Key]
 
 
 def key_docs(cls: type, fallback: KeyDocs | None = None) -> dict[str, Key]:
-    """The class's KEY_DOCS (else `fallback`), every entry as a Key; {} when it has none."""
-    table: KeyDocs = getattr(cls, "KEY_DOCS", None) or fallback or {}
+    """The KEY_DOCS of the class and of its bases (a subclass's entry wins), else `fallback`,
+    every entry as a Key; {} when there are none. A config dataclass that extends another (common
+    keys in a base) declares only its own keys."""
+    table: dict[str, str | Key] = {}
+    for klass in reversed(cls.__mro__):
+        table.update(vars(klass).get("KEY_DOCS", {}))
+    if not table:
+        table.update(fallback or {})
     return {name: doc if isinstance(doc, Key) else Key(doc) for name, doc in table.items()}
 
 

@@ -45,6 +45,20 @@ def test_a_key_without_explanation_a_choice_without_meaning_or_a_stale_entry_is_
     ]
 
 
+@dataclasses.dataclass(frozen=True)
+class _ToyKind(_Toy):
+    extra: bool = False
+    KEY_DOCS: ClassVar[KeyDocs] = {"extra": "More.", "label": "Named."}
+
+
+def test_a_subclass_declares_only_its_own_keys_and_may_reword_a_base_key() -> None:
+    assert undocumented(_ToyKind) == [
+        "gone: explained but not a key",
+        "mode: allows ['fast', 'safe'], explains ['fast']",
+        "limit: no default and no example",
+    ]
+
+
 def _sections(text: str) -> list[tuple[str, list[str]]]:
     """Each key of the reference with the comment lines above it (back to the previous key)."""
     out: list[tuple[str, list[str]]] = []
