@@ -131,6 +131,8 @@ def build_metrics(rows: Rows, registry: SeriesRegistry, resource: Resource, boot
         kind_idx.append(c[2])
         attr_idx.append(c[3])
         start = registry.start_time_ns(sid)
+        if start < 0:  # relative: an aggregate's window start, this long before the point's time
+            start += rows.times_ns[i]
         starts.append(start or None)
         times.append(rows.times_ns[i])
         f = rows.flags[i]

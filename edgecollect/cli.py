@@ -1,7 +1,7 @@
 """Commands and exit codes; no pipeline logic lives here.
 
     edgecollect run [-c FILE]            run the agent (no file: built-in defaults)
-    edgecollect check-config FILE        exit 0 if valid, 2 with FILE:LINE: key: ... if not
+    edgecollect check-config [--explain] FILE   exit 0 if valid, 2 with FILE:LINE: key: ... if not
     edgecollect status [--json] [-c F]   ask the running agent
     edgecollect spool ls | show ID | export --format parquet|arrow OUT   [-c FILE]
     edgecollect --version
@@ -51,7 +51,22 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if cfg is None:
         return EXIT_CONFIG
     print(f"{args.file}: ok")
+    if args.explain:
+        _explain(cfg)
     return EXIT_OK
+
+
+def _explain(cfg: Config) -> None:
+    """What each source's points go through (`check-config --explain`)."""
+    from edgecollect.runtime import Agent
+
+    names = [st.ctx.name for st in Agent(cfg).sources]
+    if not cfg.processors:
+        print("\n".join(f"{name}:\n  (no processors) -> ring" for name in names))
+        return
+    from edgecollect.processors import explain
+
+    print(explain(cfg.processors, names))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -128,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file")
+    check.add_argument("--explain", action="store_true", help="print what each source's points go through")
     check.set_defaults(func=cmd_check_config)
 
     status = sub.add_parser("status", help="show the running agent's state")

@@ -45,6 +45,7 @@ from edgecollect.configtypes import (
 )
 from edgecollect.errors import ConfigError
 from edgecollect.sources.host import HostConfig
+from edgecollect.sources.sysfs.config import SysfsConfig
 from edgecollect.tomlpos import PathKey, dotted, key_lines, line_of
 
 if sys.version_info >= (3, 11):
@@ -61,6 +62,7 @@ _FOUR_SECONDS = Duration(4.0)
 _ONE_MIB = Size(1024 * 1024)
 _256_MIB = Size(256 * 1024**2)
 _THIRTY_DAYS = Duration(30 * 86400.0)
+_FIVE_MINUTES = Duration(300.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,8 @@ class BatchConfig:
 class SpoolConfig:
     max_size: Annotated[Size, Range("4KiB", "4TiB")] = _256_MIB
     max_age: Annotated[Duration, Range("1m", "3650d")] = _THIRTY_DAYS
-    when_full: Overflow = "drop_oldest"
+    when_full: Literal["drop_oldest", "drop_newest", "downsample"] = "drop_oldest"
+    downsample_window: Annotated[Duration, Range("10s", "1d")] = _FIVE_MINUTES
     sync: Literal["file", "file+dir"] = "file"
 
     KEY_DOCS: ClassVar[KeyDocs] = {
@@ -146,7 +149,12 @@ class SpoolConfig:
         "when_full": Key("What happens to a new batch when the spool is at max_size (each drop is "
         "counted).", choices={
             "drop_oldest": "delete the oldest batches to make room: keep the most recent data",
-            "drop_newest": "refuse the new batch: keep the oldest data"}),
+            "drop_newest": "refuse the new batch: keep the oldest data",
+            "downsample": "first replace the oldest metrics batches by one summary per series and "
+            "downsample_window (a gauge becomes its min, max, mean, last and count; a counter keeps its "
+            "last value, a delta its sum); delete the oldest only when nothing is left to summarise"}),
+        "downsample_window": 'With when_full = "downsample": the time span each summary covers, aligned to '
+        "the clock (5m: 00:00, 00:05, ...). Longer saves more disk, keeps less detail.",
         # Why one fsync suffices on ext4/f2fs/xfs/btrfs: see spool.py's docstring.
         "sync": Key("How each batch is made durable before its source is told so.", choices={
             "file": "one fsync of the batch file (enough on ext4, f2fs, xfs and btrfs)",
@@ -159,6 +167,7 @@ class SpoolConfig:
 ARRAY_SOURCES: dict[str, tuple[str, str]] = {
     "mqtt": ("edgecollect.sources.mqtt", "MqttConfig"),
     "serial": ("edgecollect.sources.serial", "SerialConfig"),
+    "modbus": ("edgecollect.sources.modbus", "ModbusConfig"),
 }
 
 
@@ -167,6 +176,8 @@ class SourcesConfig:
     host: HostConfig = field(default_factory=HostConfig)
     mqtt: tuple[Any, ...] = ()  # MqttConfig, from edgecollect.sources.mqtt
     serial: tuple[Any, ...] = ()  # SerialConfig, from edgecollect.sources.serial
+    modbus: tuple[Any, ...] = ()  # ModbusConfig, from edgecollect.sources.modbus
+    sysfs: SysfsConfig = field(default_factory=SysfsConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +188,8 @@ class Config:
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     upstream: Any = None  # UpstreamConfig from edgecollect.exporters.upstream; None: offline
+    processors: tuple[Any, ...] = ()  # [[processors]], from edgecollect.processors.config
+    opamp: Any = None  # OpampConfig from edgecollect.opamp.config; None: no remote management
     path: str = "<defaults>"
 
     def state_dir(self) -> Path:
@@ -233,12 +246,16 @@ def loads(text: str, filename: str = "<string>", base_dir: Path | None = None) -
     loader = _Loader(filename, key_lines(text))
     sources = data.pop("sources", {})
     upstream = data.pop("upstream", None)
+    processors = data.pop("processors", None)
+    opamp = data.pop("opamp", None)
     partial = loader.convert(data, Config, ())
     assert isinstance(partial, Config)
     cfg = dataclasses.replace(
         partial,
         sources=loader.sources(sources),
         upstream=loader.upstream(upstream),
+        processors=loader.processors(processors),
+        opamp=loader.optional_table(opamp, "opamp", "edgecollect.opamp.config", "OpampConfig"),
         path=filename,
     )
     configured = cfg.agent.state_dir
@@ -284,11 +301,12 @@ class _Loader:
         path: PathKey = ("sources",)
         if not isinstance(data, dict):
             raise self.error(path, "a table", describe(data))
-        unknown = set(data) - {"host", *ARRAY_SOURCES}
+        unknown = set(data) - {"host", "sysfs", *ARRAY_SOURCES}
         if unknown:
             key = sorted(unknown)[0]
-            raise self.error((*path, key), "one of host, " + ", ".join(ARRAY_SOURCES), "unknown source kind")
+            raise self.error((*path, key), "one of host, sysfs, " + ", ".join(ARRAY_SOURCES), "unknown source kind")
         host = self.convert(data.get("host", {}), HostConfig, (*path, "host"))
+        sysfs = self.convert(data.get("sysfs", {}), SysfsConfig, (*path, "sysfs"))
         arrays: dict[str, tuple[Any, ...]] = {}
         for kind, (module, cls_name) in ARRAY_SOURCES.items():
             if kind not in data:
@@ -296,13 +314,24 @@ class _Loader:
                 continue
             cls = getattr(importlib.import_module(module), cls_name)
             arrays[kind] = self.convert(data[kind], tuple[cls, ...], (*path, kind))  # type: ignore[valid-type]
-        return SourcesConfig(host=host, mqtt=arrays["mqtt"], serial=arrays["serial"])
+        return SourcesConfig(host=host, sysfs=sysfs, **arrays)
+
+    def processors(self, data: object) -> tuple[Any, ...]:
+        if data is None:
+            return ()
+        return tuple(importlib.import_module("edgecollect.processors").load(self, data))
 
     def upstream(self, data: object) -> Any:
         if data is None:
             return None
         cls = importlib.import_module("edgecollect.exporters.upstream").UpstreamConfig
         return self.convert(data, cls, ("upstream",))
+
+    def optional_table(self, data: object, key: str, module: str, cls_name: str) -> Any:
+        """A table whose module is imported only when the table is present."""
+        if data is None:
+            return None
+        return self.convert(data, getattr(importlib.import_module(module), cls_name), (key,))
 
     def convert(self, value: object, hint: Any, path: PathKey) -> Any:
         origin = typing.get_origin(hint)

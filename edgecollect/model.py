@@ -90,7 +90,8 @@ class SeriesRegistry:
     """Interns series to dense ids, bounded by `max_series` so cardinality cannot grow memory.
 
     Cumulative series remember a start time (the first time they were seen, unless a source knows
-    better, e.g. boot time for kernel counters), which OTLP needs on every point.
+    better, e.g. boot time for kernel counters), which OTLP needs on every point. A negative start
+    time is relative to each point (an aggregate's window: start = time + start_time_ns).
     """
 
     max_series: int = 50_000
@@ -128,7 +129,7 @@ class SeriesRegistry:
         moved = 0
         with self._lock:
             for entry in self._entries:
-                if entry.start_time_ns and (before_ns is None or entry.start_time_ns < before_ns):
+                if entry.start_time_ns > 0 and (before_ns is None or entry.start_time_ns < before_ns):
                     entry.start_time_ns += delta_ns
                     moved += 1
         return moved

@@ -70,6 +70,7 @@ class Agent:
             max_size=cfg.spool.max_size,
             max_age_s=cfg.spool.max_age,
             when_full=cfg.spool.when_full,
+            downsample_window_s=cfg.spool.downsample_window,
             sync=cfg.spool.sync,
         )
         self.sources: list[_SourceThread] = []
@@ -90,7 +91,12 @@ class Agent:
         if budget.max_bytes is not None:
             capacity = max(1, budget.max_bytes // POINT_BYTES)
         base = {"source": name}
-        ring = Ring(
+        make_ring: Callable[..., Ring] = Ring
+        if self.cfg.processors:  # the package is imported only when the config has [[processors]]
+            from edgecollect.processors import ring_factory
+
+            make_ring = ring_factory(self.cfg.processors, name, self.registry, self.telemetry, self.clock)
+        ring = make_ring(
             name, capacity, budget.overflow,
             self.telemetry.counter("buffer", "dropped", "policy", base=base),
             self.telemetry.counter("buffer", "logs_dropped", "policy", base=base),
@@ -120,6 +126,14 @@ class Agent:
 
             for i, scfg in enumerate(srcs.serial):
                 self.add_source(f"serial.{i}", "serial", functools.partial(SerialSource, scfg))
+        for bus in srcs.modbus:
+            from edgecollect.sources.modbus.source import ModbusSource  # pymodbus only when used
+
+            self.add_source(f"modbus.{bus.name}", "modbus", functools.partial(ModbusSource, bus))
+        if srcs.sysfs.wanted():  # "auto": only where the board has 1-Wire, IIO or hwmon inputs
+            from edgecollect.sources.sysfs.source import SysfsSource
+
+            self.add_source("sysfs", "sysfs", functools.partial(SysfsSource, srcs.sysfs))
         interval = self.cfg.agent.self_interval
         self.self_ctx = self.add_source("self", "self", lambda ctx: SelfTelemetrySource(self.telemetry, interval, ctx))
         if self.cfg.upstream is not None:
@@ -176,15 +190,23 @@ class Agent:
             self.forwarder.notify()  # it waits on its own wake-up, not on the stop event
         # Flush while sources are still winding down: an MQTT source can then ack its broker for
         # what this flush made durable before it disconnects (otherwise: redelivery, duplicates).
+        self._close_processors()  # held deadband points and open aggregate windows go too
         flushed = self.batcher.flush()
         for st in self.sources:
             if st.thread is not None:
                 st.thread.join(max(0.0, deadline - time.monotonic() - 0.5))
+        self._close_processors()  # what arrived while the sources wound down
         self.self_ctx.emit(self.telemetry.points())  # the last word on our own counters
         flushed += self.batcher.flush()
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         log.info("edgecollect stopped: %d points flushed to the spool at shutdown", flushed)
+
+    def _close_processors(self) -> None:
+        if self.cfg.processors:
+            from edgecollect.processors import close_all
+
+            close_all(st.ctx.ring for st in self.sources)
 
     # -- clock -------------------------------------------------------------------------------
 

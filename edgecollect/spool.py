@@ -41,10 +41,13 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from edgecollect.errors import SpoolFault
 from edgecollect.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from edgecollect.downsample import Downsampler
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ TRAILER = struct.Struct("<I")
 OVERHEAD = HEADER.size + TRAILER.size
 SIGNALS = ("metrics", "logs")
 SUFFIX = ".ecb"
-WhenFull = Literal["drop_oldest", "drop_newest"]
+WhenFull = Literal["drop_oldest", "drop_newest", "downsample"]
 SyncMode = Literal["file", "file+dir"]
 
 
@@ -137,6 +140,7 @@ class Spool:
         when_full: WhenFull = "drop_oldest",
         quarantine_max_size: int | None = None,
         sync: SyncMode = "file",
+        downsample_window_s: float = 300.0,
     ) -> None:
         self.sync: SyncMode = sync
         self.directory = Path(directory)
@@ -161,6 +165,11 @@ class Spool:
         telemetry.gauge(component, "files", lambda: len(self._index), unit="{file}")
         telemetry.gauge(component, "bytes", lambda: self._bytes, unit="By")
         telemetry.gauge(component, "oldest_age", lambda: self.stats().oldest_age_s, unit="s")
+        self._downsampler: Downsampler | None = None
+        if when_full == "downsample":  # imported only when configured
+            from edgecollect.downsample import Downsampler
+
+            self._downsampler = Downsampler(self, downsample_window_s, telemetry)
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -254,6 +263,8 @@ class Spool:
 
     def _make_room(self, size: int) -> bool:
         """Evict per policy until `size` more bytes fit. Caller holds the lock."""
+        if self._downsampler is not None and self._bytes + size > self.max_size:
+            self._downsampler.make_room(size)  # coarsen the oldest first; drop only if not enough
         while self._bytes + size > self.max_size:
             if self.when_full == "drop_newest" or not self._index:
                 return False
@@ -266,9 +277,13 @@ class Spool:
         """A cap lowered between runs applies at once, by the full-spool policy, not at the next write."""
         with self._lock:
             while self._bytes > self.max_size and self._index:
-                victim = self._index[(min if self.when_full == "drop_oldest" else max)(self._index)]
+                if self._downsampler is not None:
+                    self._downsampler.make_room(0)
+                    if self._bytes <= self.max_size:
+                        break
+                victim = self._index[(max if self.when_full == "drop_newest" else min)(self._index)]
                 self._remove(victim)
-                self._count_drop(self.when_full, 1, victim.points)
+                self._count_drop("drop_newest" if self.when_full == "drop_newest" else "drop_oldest", 1, victim.points)
 
     def expire(self) -> int:
         """Drop batches older than max_age; returns how many."""
@@ -366,6 +381,39 @@ class Spool:
             total = self._bytes
         oldest = min((b.created_ns for b in batches), default=time.time_ns())
         return SpoolStats(len(batches), total, sum(b.points for b in batches), (time.time_ns() - oldest) / 1e9)
+
+    # -- for the downsampler (downsample.py), which runs inside _make_room with the lock held ----
+
+    def read_locked(self, batch: SpooledBatch) -> bytes | None:
+        try:
+            _, payload = unframe(batch.path.read_bytes())
+        except (Damaged, OSError):
+            return None
+        return payload
+
+    def write_locked(self, signal: str, payload: bytes, points: int, created_ns: int) -> int:
+        """Write a batch durably under a fresh id (fsync + rename) before the caller deletes anything."""
+        seq = self._next_seq
+        self._next_seq += 1
+        data = frame(seq, signal, created_ns, points, payload)
+        final = self.directory / f"{seq:016x}{SUFFIX}"
+        temp = self.directory / f".{seq:016x}.tmp"
+        try:
+            _write_synced(temp, data)
+            os.rename(temp, final)
+            if self.sync == "file+dir":
+                _fsync_dir(self.directory)
+        except OSError as exc:
+            self._unlink(temp)
+            raise SpoolFault(f"cannot write spool batch {final}: {exc}") from exc
+        self._index[seq] = SpooledBatch(seq, signal, points, created_ns, len(data), final)
+        self._bytes += len(data)
+        self._written.inc()
+        self._written_bytes.inc(n=len(data))
+        return seq
+
+    def remove_locked(self, batch: SpooledBatch) -> None:
+        self._remove(batch)
 
     # -- internals ----------------------------------------------------------------------------
 

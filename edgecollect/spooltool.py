@@ -45,7 +45,12 @@ def ls(directory: Path, out: TextIO) -> int:
             continue
         total += batch.size
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(batch.created_ns / 1e9))
-        print(f"{batch.id:>8}  {batch.signal:<8}{batch.points:>8}{batch.size:>10}  {created}", file=out)
+        note = ""
+        if batch.signal == "metrics" and isinstance(payload, bytes):
+            from edgecollect.downsample import describe
+
+            note = f"  {describe(payload)}".rstrip()
+        print(f"{batch.id:>8}  {batch.signal:<8}{batch.points:>8}{batch.size:>10}  {created}{note}", file=out)
     print(f"total {total} bytes in {directory}", file=out)
     return EXIT_OK
 

@@ -111,6 +111,16 @@ def render(status: dict[str, Any]) -> str:
     up = status["upstream"]
     detail = ", ".join(f"{k}={v}" for k, v in up.items() if k != "state")
     lines.append(f"UPSTREAM  {up.get('state')}" + (f" ({detail})" if detail else ""))
+    op = status.get("opamp")
+    if op is not None:
+        rc = op["remote_config"]
+        remote = f"remote config {rc['status']}" + (f" ({rc['error']})" if rc["error"] else "")
+        if not op["accept_remote_config"]:
+            remote = "report only"
+        seen = op["last_contact_s_ago"]
+        lines.append(f"OPAMP     {op['state']} {op['endpoint']}"
+                     + (f", last contact {seen}s ago" if seen is not None else "")
+                     + f", {remote}" + (f", error: {op['last_error']}" if op["last_error"] else ""))
     lines += ["", "COUNTERS"]
     for name, values in sorted(status.get("counters", {}).items()):
         shown = {k: v for k, v in values.items() if v}

@@ -2,8 +2,9 @@
 
 A small line scanner (not a TOML parser): it follows `[table]` and `[[array.of.tables]]` headers
 and `key = value` lines and maps each key path to the line that defines it, so config errors can say
-FILE:LINE. Lines inside multi-line strings and arrays are skipped; keys of inline tables map to the
-line of the key that holds the table.
+FILE:LINE. Lines inside multi-line strings and arrays are skipped, except that each inline table
+of a multi-line array (a Modbus register map) maps to the line it starts on; keys of inline tables
+map to the line of the table (or of the key that holds it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _KEY_LINE = re.compile(rf"^\s*({_DOTTED})\s*=")
 _TABLE = re.compile(rf"^\s*\[\s*({_DOTTED})\s*\]\s*(?:#.*)?$")
 _ARRAY_TABLE = re.compile(rf"^\s*\[\[\s*({_DOTTED})\s*\]\]\s*(?:#.*)?$")
 _PART = re.compile(_BARE_OR_QUOTED)
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'')
 
 
 def _split(dotted: str) -> list[str]:
@@ -37,6 +39,19 @@ def key_lines(text: str) -> dict[PathKey, int]:
     current: PathKey = ()
     depth = 0  # open brackets of a multi-line array value
     in_string: str | None = None
+    array: PathKey | None = None  # the key of the multi-line array being skipped
+    nesting = [0, 0]  # [brackets and braces open inside that array, inline tables seen at its top]
+
+    def tables(segment: str, number: int) -> None:
+        for ch in _STRING.sub("", segment).split("#", 1)[0]:
+            if ch in "[{":
+                if ch == "{" and nesting[0] == 1 and array is not None:
+                    element: PathKey = (*array, nesting[1])
+                    lines[element] = number
+                    nesting[1] += 1
+                nesting[0] += 1
+            elif ch in "]}":
+                nesting[0] -= 1
 
     def resolve(parts: list[str]) -> PathKey:
         path: PathKey = ()
@@ -53,6 +68,7 @@ def key_lines(text: str) -> dict[PathKey, int]:
                 in_string = None
             continue
         if depth > 0:
+            tables(line, number)
             depth += line.count("[") - line.count("]")
             continue
         m = _ARRAY_TABLE.match(line)
@@ -83,6 +99,9 @@ def key_lines(text: str) -> dict[PathKey, int]:
             stripped = re.sub(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'', "", rest.split("#", 1)[0])
             depth = stripped.count("[") - stripped.count("]")
             depth = max(depth, 0)
+            if depth > 0:
+                array, nesting[:] = path, [0, 0]
+                tables(rest, number)
     return lines
 
 

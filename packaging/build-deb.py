@@ -3,7 +3,8 @@
 
 What goes in a package, and why wheels rather than a ready-made virtual environment:
 
-    /opt/edgecollect/wheels/cp311/*.whl   every dependency for <arch> (manylinux, binary only) + ours
+    /opt/edgecollect/wheels/cp311/*.whl   every dependency for <arch> (manylinux, binary only) + ours,
+                                          + the optional extras in BUNDLED_EXTRAS (pymodbus)
     /opt/edgecollect/lib/make-venv        creates /opt/edgecollect/venv with the target's python3 and
                                           installs edgecollect offline from those wheels (postinst)
     /opt/edgecollect/README.md            packaging/README.md
@@ -71,9 +72,22 @@ def run(cmd: list[str], **kwargs: object) -> None:
     subprocess.run(cmd, check=True, **kwargs)  # type: ignore[call-overload]
 
 
+# Optional features shipped in the package and installed into its venv, so a gateway can turn them on
+# in its config without network access. They cost disk only: their modules are imported only when a
+# config uses them. pymodbus is one pure-Python wheel (~200 KB); a Modbus meter added in the field is
+# common, and the venv is rebuilt offline from these wheels on every upgrade.
+BUNDLED_EXTRAS = ("modbus",)
+
+
 def project() -> tuple[str, list[str]]:
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     return str(meta["version"]), [str(d) for d in meta["dependencies"]]
+
+
+def extras_requirements() -> list[str]:
+    """The requirements of BUNDLED_EXTRAS (downloaded and cached apart from the core's)."""
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("optional-dependencies", {})
+    return [str(d) for extra in BUNDLED_EXTRAS for d in optional.get(extra, [])]
 
 
 def platforms(machine: str) -> list[str]:
@@ -197,14 +211,15 @@ def substitute(text: str, values: dict[str, str]) -> str:
 
 
 def stage(
-    arch: str, version: str, pythons: list[str], own: Path, wheel_dirs: dict[str, Path], tree: Path
+    arch: str, version: str, pythons: list[str], own: Path, wheel_dirs: dict[str, list[Path]], tree: Path
 ) -> None:
-    values = {"VERSION": version, "ARCH": arch, "PYTHON_DEPENDS": python_depends(pythons)}
+    values = {"VERSION": version, "ARCH": arch, "PYTHON_DEPENDS": python_depends(pythons),
+              "EXTRAS": ",".join(BUNDLED_EXTRAS)}
     opt = tree / "opt" / "edgecollect"
     for python in pythons:
         dest = opt / "wheels" / cp_tag(python)
         dest.mkdir(parents=True)
-        for whl in sorted(wheel_dirs[python].glob("*.whl")):
+        for whl in sorted(w for d in wheel_dirs[python] for w in d.glob("*.whl")):
             shutil.copy2(whl, dest / whl.name)
         shutil.copy2(own, dest / own.name)
     lib = opt / "lib"
@@ -255,12 +270,15 @@ def stage(
 
 def build(arches: list[str], pythons: list[str], out: Path, cache: Path) -> list[Path]:
     version, requirements = project()
+    extras = extras_requirements()
     out.mkdir(parents=True, exist_ok=True)
     debs = []
     with tempfile.TemporaryDirectory(prefix="edgecollect-deb-") as tmp:
         own = build_own_wheel(Path(tmp) / "own")
         for arch in arches:
-            wheel_dirs = {p: download_wheels(requirements, arch, p, cache) for p in pythons}
+            wheel_dirs = {
+                p: [download_wheels(reqs, arch, p, cache) for reqs in (requirements, extras) if reqs] for p in pythons
+            }
             tree = Path(tmp) / f"tree-{arch}"
             stage(arch, version, pythons, own, wheel_dirs, tree)
             deb = out / f"edgecollect_{version}_{arch}.deb"

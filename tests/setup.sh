@@ -25,3 +25,10 @@ done
 
 # The reference OTel-Arrow sink (Go, from the Go module proxy); built once, reused by fixtures.
 python3 -c "from tests.support.sink import BINARY_NO_GZIP, build_sink; build_sink(); build_sink(BINARY_NO_GZIP, tags=('nogzip',))"
+
+# The reference OpAMP server (opamp-go's server package) for tests/opamp; rebuilt only when its sources change.
+python3 -c "from tests.interop.opamp_server import build; build()"
+
+# The gateway Collector (packaging/gateway/, OpenTelemetry Collector builder, Go module proxy) for
+# tests/gateway; cached under $HOME/.cache/edgecollect/gateway/ by manifest hash (first build: minutes).
+bash packaging/gateway/build.sh >/dev/null

@@ -128,7 +128,11 @@ def test_check_config_does_not_allocate_the_rings_of_a_valid_config(tmp_path: Pa
 
 # -- every numeric field of every config dataclass: a declared range, nan/inf refused --------
 
-REQUIRED = {"port": "'/dev/ttyUSB0'", "endpoint": "'collector.example:4317'", "topic": "'tele/+/SENSOR'"}
+REQUIRED = {"port": "'/dev/ttyUSB0'", "endpoint": "'collector.example:4317'", "topic": "'tele/+/SENSOR'",
+            "name": "'meter'", "unit": "1", "metric": "'m'", "address": "0"}
+REQUIRED_IN = {"OpampConfig": {"endpoint": "'https://opamp.example:4320/v1/opamp'"}}
+# Keys a table needs although none of its fields is required on its own (one transport of two).
+NEEDS = {"ModbusConfig": "endpoint = '127.0.0.1:502'\n"}
 
 
 def _strip(hint: Any) -> tuple[Any, Range | None]:
@@ -141,8 +145,10 @@ def tables() -> Iterator[tuple[type, str, str]]:
 
     def walk(cls: type, header: str, dotted: str, shown: str) -> Iterator[tuple[type, str, str]]:
         hints = typing.get_type_hints(cls, include_extras=True)
-        required = "".join(f"{f.name} = {REQUIRED[f.name]}\n" for f in dataclasses.fields(cls)
+        values = {**REQUIRED, **REQUIRED_IN.get(cls.__name__, {})}
+        required = "".join(f"{f.name} = {values[f.name]}\n" for f in dataclasses.fields(cls)
                            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        required += NEEDS.get(cls.__name__, "")
         yield cls, header + required, shown
         for f in dataclasses.fields(cls):
             inner, _ = _strip(hints[f.name])
@@ -163,6 +169,10 @@ def tables() -> Iterator[tuple[type, str, str]]:
         yield from walk(cls, f"[[sources.{kind}]]\n", f"sources.{kind}", f"sources.{kind}[0]")
     upstream = importlib.import_module("edgecollect.exporters.upstream").UpstreamConfig
     yield from walk(upstream, "[upstream]\n", "upstream", "upstream")
+    opamp = importlib.import_module("edgecollect.opamp.config").OpampConfig
+    yield from walk(opamp, "[opamp]\n", "opamp", "opamp")
+    for kind, cls in importlib.import_module("edgecollect.processors.config").KINDS.items():
+        yield from walk(cls, f"[[processors]]\nkind = '{kind}'\n", "processors", "processors[0]")
 
 
 NUMBERS = (int, float, Size, Duration)
@@ -203,8 +213,11 @@ def test_every_number_refuses_nan_inf_and_values_past_its_range(
     assert rng is not None
     low, high = rng.bounds(unit)
     name = key.rsplit(".", 1)[1]
+    # A required key under test replaces the value its table was opened with.
+    header = "".join(row for row in header.splitlines(keepends=True) if not row.startswith(f"{name} = "))
     line = header.count("\n") + 1
-    outside = ["nan", "inf", "-inf", _toml(high * 2 + 1, unit), _toml(low - 1 if low >= 1 else -1, unit)]
+    below = low - 1 if low >= 1 else (low * 2 - 1 if low < 0 else -1)
+    outside = ["nan", "inf", "-inf", _toml(high * 2 + 1, unit), _toml(below, unit)]
     if unit is int:
         outside.append("1.5")
     for written in outside:

@@ -79,6 +79,7 @@ def test_contents(debs: dict[str, Path], arch: str, machine: str, other: str) ->
     pyarrow = [w for w in wheels if w.startswith("pyarrow-")]
     assert len(pyarrow) == 1 and machine in pyarrow[0] and "cp311" in pyarrow[0], pyarrow
     assert not [w for w in wheels if other in w], f"{arch} package carries {other} wheels"
+    assert [w for w in wheels if w.startswith("pymodbus-")], "the bundled modbus extra is missing"
     unit = subprocess.run(
         ["dpkg-deb", "--fsys-tarfile", str(debs[arch])], check=True, capture_output=True
     ).stdout
@@ -188,6 +189,8 @@ def test_install_upgrade_remove_purge(debs: dict[str, Path], sysroot: Path, tmp_
     floor = run(str(opt / "venv/bin/python"), "-c", code, cwd=tmp_path)
     commits = run("git", "-C", str(ROOT), "log", "-20", "--format=%ct").stdout.split()
     assert floor.stdout.strip() and int(floor.stdout) // 10**9 in [int(c) for c in commits], floor.stdout
+    # The bundled extra is installed, so a Modbus source can be configured offline.
+    assert run(str(opt / "venv/bin/python"), "-c", "import pymodbus", cwd=tmp_path).returncode == 0
     env = dict(os.environ, STATE_DIRECTORY=str(state))
     check = run(str(exe), "check-config", str(conf), env=env)
     assert check.returncode == 0, check.stdout + check.stderr
