@@ -19,6 +19,7 @@ import importlib
 import json
 import sys
 import textwrap
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -97,6 +98,8 @@ def _fmt_size(n: int) -> str:
 
 
 def _fmt_duration(s: float) -> str:
+    if s == 0:
+        return '"0s"'
     for unit, factor in _UNITS_TIME:
         if s and (s / factor).is_integer():
             return f'"{int(s / factor)}{unit}"'
@@ -153,10 +156,23 @@ SECTIONS: tuple[Section, ...] = (
     Section("batch", BatchConfig, "When rings are cut into batches and written to the spool."),
     Section("spool", SpoolConfig, "Batches on disk, kept until the collector has them (or they expire)."),
     Section("sources.host", HostConfig, "Metrics of the gateway itself."),
+    Section("sources.sysfs", ("edgecollect.sources.sysfs.config", "SysfsConfig"),
+            "Sensors the Linux kernel exposes under /sys: 1-Wire, IIO and hwmon."),
 )
 SECTIONS_AFTER_SOURCES: tuple[Section, ...] = (
     Section("upstream", ("edgecollect.exporters.upstream", "UpstreamConfig"),
             "Where to send. Absent: offline, everything stays in the spool.", commented=True),
+    *(Section("processors", ("edgecollect.processors.config", cls_name), intro, array=True, commented=True)
+      for cls_name, intro in (
+          ("FilterConfig", "Processors: between each source and its ring, in the order of the file, any "
+           "number of each kind. Absent: readings are stored as they come. A filter:"),
+          ("AttributesConfig", "An attributes processor:"),
+          ("TransformConfig", "A transform processor:"),
+          ("DeadbandConfig", "A deadband processor:"),
+          ("AggregateConfig", "An aggregate processor:"))),
+    Section("opamp", ("edgecollect.opamp.config", "OpampConfig"),
+            "Remote management over OpAMP: status reports and, if allowed, configs from a fleet server. "
+            "Absent: off, nothing of it is loaded.", commented=True),
 )
 
 
@@ -219,9 +235,14 @@ def explain(name: str, hint: Any, default: object, doc: Key) -> list[str]:
         shown = doc.example
     else:
         shown = _fmt(default, inner)
+        if doc.example:  # a default that would not make a working table (e.g. neither of two keys set)
+            text.append("Empty by default; for example:" if shown in ('""', "[]", "{}")
+                        else f"By default {shown}; for example:")
+            shown = doc.example
     lines = [f"# {line}" for line in textwrap.wrap(" ".join(text), _WIDTH - 2)]
     if doc.choices:
-        lines.append("# Allowed values:" if typing.get_origin(inner) is Literal else "# Allowed values of each entry:")
+        single = typing.get_origin(_unset_or(inner)) is Literal
+        lines.append("# Allowed values:" if single else "# Allowed values of each entry:")
         width = max(len(_choice(v)) for v in doc.choices)
         for value, meaning in doc.choices.items():
             head = f"#   {_choice(value):<{width}}  "
@@ -239,11 +260,22 @@ def _default(f: dataclasses.Field[Any]) -> object:
     return dataclasses.MISSING
 
 
+def _unset_or(hint: Any) -> Any:
+    """`X` of `X | None` (a key that may stay unset); any other hint as it is."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0] if len(rest) == 1 else hint
+    return hint
+
+
 def _choices(hint: Any) -> tuple[object, ...]:
     """The values a choice key allows (of each entry, for a table or array of choices); () if none."""
-    inner, _ = split_range(hint)
-    if typing.get_origin(inner) in (dict, tuple):
+    inner = _unset_or(split_range(hint)[0])
+    if typing.get_origin(inner) is dict:
         inner = typing.get_args(inner)[-1]
+    elif typing.get_origin(inner) is tuple:  # tuple[X, ...]
+        inner = typing.get_args(inner)[0]
     return typing.get_args(inner) if typing.get_origin(inner) is Literal else ()
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from edgecollect.config import loads
-from edgecollect.configdoc import render, tables, undocumented
+from edgecollect.configdoc import explain, render, tables, undocumented
 from edgecollect.configtypes import Key, KeyDocs
 
 if sys.version_info >= (3, 11):
@@ -110,3 +110,28 @@ def test_the_reference_uncommented_is_a_valid_config_with_every_example() -> Non
     assert cfg.sources.mqtt[0].subscribe[0].topic == "tele/{device}/SENSOR"
     assert cfg.sources.serial[0].port == "/dev/ttyUSB0"
     assert cfg.upstream.endpoint == "collector.example:4317"
+
+
+@dataclasses.dataclass(frozen=True)
+class _ToyChoices:
+    shape: Literal["round", "square"] | None = None
+    colours: tuple[Literal["red", "blue"], ...] = ("red",)
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "shape": Key("Its shape.", choices={"round": "a disc"}, example='"round"'),
+        "colours": Key("Its colours.", choices={"red": "warm"}),
+    }
+
+
+def test_the_choices_of_an_unset_key_and_of_each_entry_of_a_list_must_be_explained() -> None:
+    assert undocumented(_ToyChoices) == [
+        "shape: allows ['round', 'square'], explains ['round']",
+        "colours: allows ['red', 'blue'], explains ['red']",
+    ]
+
+
+def test_a_key_whose_default_alone_would_not_work_shows_its_example_and_says_the_default() -> None:
+    hint = str
+    lines = explain("endpoint", hint, "", Key("Where.", example='"host:502"'))
+    assert lines == ["# Where. Empty by default; for example:", '# endpoint = "host:502"']
+    lines = explain("label", hint, "x", Key("Named.", example='"y"'))
+    assert lines == ['# Named. By default "x"; for example:', '# label = "y"']
