@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from edgecollect.errors import SpoolFault
+from edgecollect.spoolindex import SpooledBatch
 from edgecollect.telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -60,16 +61,6 @@ SIGNALS = ("metrics", "logs")
 SUFFIX = ".ecb"
 WhenFull = Literal["drop_oldest", "drop_newest", "downsample"]
 SyncMode = Literal["file", "file+dir"]
-
-
-@dataclass(frozen=True, slots=True)
-class SpooledBatch:
-    id: int  # the sequence number
-    signal: str  # "metrics" | "logs"
-    points: int
-    created_ns: int
-    size: int  # bytes on disk, framing included
-    path: Path
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from edgecollect.batch import from_ipc
-from edgecollect.spool import SUFFIX, Damaged, SpooledBatch, unframe
+from edgecollect.spool import SUFFIX, Damaged, unframe
+from edgecollect.spoolindex import SpooledBatch
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 
