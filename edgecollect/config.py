@@ -25,12 +25,14 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from edgecollect.buffer import Overflow
 from edgecollect.configtypes import (
     Duration,
     FieldError,
+    Key,
+    KeyDocs,
     Range,
     Secret,
     Size,
@@ -65,53 +67,99 @@ _FIVE_MINUTES = Duration(300.0)
 
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
-    # A relative state_dir is resolved against the folder of this config file (not the working
-    # directory, which is / under systemd). Empty: $STATE_DIRECTORY (systemd's StateDirectory=),
-    # else $XDG_STATE_HOME/edgecollect, else /var/lib/edgecollect as root.
     state_dir: str = ""
-    resource: dict[str, ResourceValue] = field(default_factory=dict)  # extra resource attributes
+    resource: dict[str, ResourceValue] = field(default_factory=dict)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    summary_interval: Annotated[Duration, Range("1s", "1d")] = _ONE_MINUTE  # the periodic one-line log summary
-    # How often the agent's own counters are sampled.
+    summary_interval: Annotated[Duration, Range("1s", "1d")] = _ONE_MINUTE
     self_interval: Annotated[Duration, Range("100ms", "1h")] = _TEN_SECONDS
-    max_series: Annotated[int, Range(1, 1_000_000)] = 50_000  # distinct series across all sources (cardinality cap)
-    # The agent's own edgecollect.* series: a budget apart from max_series, so a cardinality
-    # flood in a source cannot starve the agent's own metrics.
+    max_series: Annotated[int, Range(1, 1_000_000)] = 50_000
     self_max_series: Annotated[int, Range(100, 100_000)] = 2_000
-    # SIGTERM → rings flushed and exit within this.
     shutdown_timeout: Annotated[Duration, Range("100ms", "10m")] = _FOUR_SECONDS
-    # How to tell a synchronised clock: auto (adjtimex where it works, else the build date),
-    # kernel, build_date, or assume_synced (never mark samples).
     clock: Literal["auto", "kernel", "build_date", "assume_synced"] = "auto"
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "state_dir": "Folder of the spool and the agent's state; the agent writes nowhere else. A relative "
+        "state_dir is resolved against the folder of this config file (not the working directory, which is / "
+        "under systemd). Empty: $STATE_DIRECTORY (set by systemd's StateDirectory=), else "
+        "$XDG_STATE_HOME/edgecollect, else /var/lib/edgecollect when run as root.",
+        "resource": 'Extra attributes that describe this gateway, sent with everything: { site = "barn-2" }.',
+        "log_level": Key("The least severe log lines the agent writes.", choices={
+            "debug": "everything, including each reconnect attempt and rejected value",
+            "info": "start, stop, connections, the periodic summary",
+            "warning": "only problems: lost devices, drops, refusals",
+            "error": "only failures that stop a part of the agent"}),
+        "summary_interval": "How often the one-line summary (points in, out, dropped, spooled) is logged.",
+        "self_interval": "How often the agent's own counters (edgecollect.*) are sampled.",
+        "max_series": "Most distinct series (metric name + attributes) across all sources; new series past "
+        "it are refused and counted, so a flood of device ids cannot exhaust memory.",
+        "self_max_series": "Most distinct series of the agent's own edgecollect.* metrics, a budget apart from "
+        "max_series so a flood in a source cannot starve them.",
+        "shutdown_timeout": "On SIGTERM, how long the agent may take to flush its rings and exit.",
+        "clock": Key("How to tell whether the system clock is right; readings taken while it is not are "
+        "marked and repaired when it is set.", choices={
+            "auto": "ask the kernel (adjtimex) where that works, else compare with the build date",
+            "kernel": "trust the kernel's NTP state, and never a time before the build date",
+            "build_date": "only distrust times before the build date (containers, clocks set outside the kernel)",
+            "assume_synced": "always trust the clock; never mark readings"}),
+    }
 
 
 @dataclass(frozen=True, slots=True)
 class BufferConfig:
-    # A point costs 37 bytes, allocated up front: 10 million points is a 370 MB ring per source.
-    max_points: Annotated[int, Range(1, 10_000_000)] = 100_000  # per source ring
-    # Alternative budget: points = max_bytes / 37.
+    max_points: Annotated[int, Range(1, 10_000_000)] = 100_000
     max_bytes: Annotated[Size | None, Range("4KiB", "256MiB")] = None
     overflow: Overflow = "drop_oldest"
-    max_log_bytes: Annotated[Size, Range("4KiB", "64MiB")] = _ONE_MIB  # per source, for log records
+    max_log_bytes: Annotated[Size, Range("4KiB", "64MiB")] = _ONE_MIB
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "max_points": "Points each source's ring holds between flushes. A point costs 37 bytes, allocated "
+        "at start: 10 million points is a 370 MB ring per source. Ignored when max_bytes is set.",
+        "max_bytes": Key("The same ring budget in bytes instead of points (one point per 37 bytes); "
+        "when set it overrides max_points.", example='"4MiB"'),
+        "overflow": Key("What a full ring does with a new point (each drop is counted).", choices={
+            "drop_oldest": "overwrite the oldest point: keep the most recent readings",
+            "drop_newest": "refuse the new point: keep what is already buffered"}),
+        "max_log_bytes": "Log records (device tracebacks, text payloads) each source buffers between flushes.",
+    }
 
 
 @dataclass(frozen=True, slots=True)
 class BatchConfig:
-    flush_interval: Annotated[Duration, Range("100ms", "1h")] = _TEN_SECONDS  # every ring is cut this often
-    # Per batch; a ring that fills to this is cut early, in whole batches.
+    flush_interval: Annotated[Duration, Range("100ms", "1h")] = _TEN_SECONDS
     max_points: Annotated[int, Range(1, 1_000_000)] = 5000
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "flush_interval": "How often every ring is cut into a batch and written to the spool; the longest a "
+        "reading waits before it is on disk.",
+        "max_points": "Points per batch; a ring that fills to this is cut early, in whole batches.",
+    }
 
 
 @dataclass(frozen=True, slots=True)
 class SpoolConfig:
     max_size: Annotated[Size, Range("4KiB", "4TiB")] = _256_MIB
     max_age: Annotated[Duration, Range("1m", "3650d")] = _THIRTY_DAYS
-    # downsample: coarsen the oldest batches into per-window aggregates first, drop only if not enough
     when_full: Literal["drop_oldest", "drop_newest", "downsample"] = "drop_oldest"
-    # when_full = "downsample": the aggregation window
     downsample_window: Annotated[Duration, Range("10s", "1d")] = _FIVE_MINUTES
-    # Why one fsync suffices on ext4/f2fs/xfs/btrfs: see spool.py's docstring.
-    sync: Literal["file", "file+dir"] = "file"  # file: one fsync per batch; file+dir: also the directory
+    sync: Literal["file", "file+dir"] = "file"
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "max_size": "Disk the spool may use for batches not yet delivered upstream.",
+        "max_age": "Batches older than this are deleted (and counted) even if never delivered.",
+        "when_full": Key("What happens to a new batch when the spool is at max_size (each drop is "
+        "counted).", choices={
+            "drop_oldest": "delete the oldest batches to make room: keep the most recent data",
+            "drop_newest": "refuse the new batch: keep the oldest data",
+            "downsample": "first replace the oldest metrics batches by one summary per series and "
+            "downsample_window (a gauge becomes its min, max, mean, last and count; a counter keeps its "
+            "last value, a delta its sum); delete the oldest only when nothing is left to summarise"}),
+        "downsample_window": 'With when_full = "downsample": the time span each summary covers, aligned to '
+        "the clock (5m: 00:00, 00:05, ...). Longer saves more disk, keeps less detail.",
+        # Why one fsync suffices on ext4/f2fs/xfs/btrfs: see spool.py's docstring.
+        "sync": Key("How each batch is made durable before its source is told so.", choices={
+            "file": "one fsync of the batch file (enough on ext4, f2fs, xfs and btrfs)",
+            "file+dir": "also fsync the spool folder after the rename (other filesystems)"}),
+    }
 
 
 # Source kinds that are arrays of tables, and where their config dataclass lives. Imported lazily

@@ -1,65 +1,93 @@
 """Renders the reference config (configs/edgecollect.toml) from the config dataclasses.
 
-The dataclasses are the single definition of every key; their comments (trailing, or on the
-lines just above a field) are the docs, and each number's Range is shown beside its key. A test
-compares the checked-in reference with this output, so the two cannot drift apart:
+The dataclasses are the single definition of every key: its type (with its Range, or its Literal
+choices), its default, and its explanation in the KEY_DOCS table of the dataclass (configtypes.py).
+A test compares the checked-in reference with this output, so the two cannot drift apart, and fails
+on any key without an explanation or any choice without its meaning:
 
     python -m edgecollect.configdoc > configs/edgecollect.toml
+
+A new section: a KEY_DOCS table in its dataclass, and one line in SECTIONS (or
+SECTIONS_AFTER_SOURCES). An array source needs no line: it is found in config.ARRAY_SOURCES. A
+nested table is found from its parent's field and introduced by that field's KEY_DOCS entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import inspect
 import json
-import re
 import sys
+import textwrap
+import types
 import typing
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 from edgecollect.config import ARRAY_SOURCES, AgentConfig, BatchConfig, BufferConfig, SpoolConfig
-from edgecollect.configtypes import Duration, Size, split_range
+from edgecollect.configtypes import Duration, Key, KeyDocs, Size, key_docs, split_range
 from edgecollect.sources.host import HostConfig
-from edgecollect.sources.sysfs.config import SysfsConfig
 
 HEADER = """\
 # edgecollect reference configuration.
 #
-# Every key, with its default, generated from the code by `python -m edgecollect.configdoc`.
-# Every key has a default, so this file as it stands (all keys commented out) is the built-in
-# default config: host metrics every 10 s into the spool, no upstream (offline).
+# Every key with what it means, the values it allows and its default, generated from the code by
+# `python -m edgecollect.configdoc`. Each key is shown set to its default, so this file as it stands
+# (all keys commented out) is the built-in default config: host metrics every 10 s into the spool,
+# no upstream (offline). Uncomment a key to change it.
 # Sizes are strings like "64MiB", durations like "10s" or "30d"; secrets are "env:NAME" or
-# "file:PATH" (or a literal) and are never logged. Every count, size and duration has a range,
-# shown as [min .. max]; `edgecollect check-config` refuses a value outside it (and nan or inf)
-# before anything is allocated.
+# "file:PATH" (or the secret itself) and are never logged. Every count, size and duration has a
+# range; `edgecollect check-config` refuses a value outside it before anything is allocated.
 """
 
-_FIELD_LINE = re.compile(r"^\s+(\w+)\s*:[^#]*?(?:#\s*(.*))?$")
-_COMMENT_LINE = re.compile(r"^\s+#\s?(.*)$")
 _UNITS_SIZE = (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
 _UNITS_TIME = (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 0.001))
+_WIDTH = 100
+
+# The explanations of [upstream]'s keys, kept here only until they can move into a KEY_DOCS table
+# in edgecollect/exporters/upstream.py (its owner was restructuring the exporters when this was
+# written). Keyed by the dataclass's qualified name; a class's own KEY_DOCS wins.
+UPSTREAM_KEY_DOCS_TO_MOVE: dict[str, KeyDocs] = {
+    "edgecollect.exporters.upstream.UpstreamConfig": {
+        "tls": "TLS to the collector: by default the system's CAs check its certificate.",
+        "endpoint": Key('The collector: "host:port" for gRPC, or "https://host:port[/base]" for OTLP/HTTP '
+        "(http:// only with tls.insecure = true).", example='"collector.example:4317"'),
+        "protocol": Key("How batches are sent.", choices={
+            "otap": "OpenTelemetry Arrow over gRPC streams: the smallest on the wire; falls back to OTLP "
+            "when the collector cannot take Arrow",
+            "otlp_grpc": "plain OTLP over gRPC (port 4317)",
+            "otlp_http": "OTLP over HTTP with protobuf bodies (port 4318), for proxies that pass only HTTP"}),
+        "headers": 'Extra request headers, such as an API key: { "x-api-key" = "env:API_KEY" }. Each value is '
+        '"env:NAME", "file:PATH" or the text itself; never logged.',
+        "compression": Key("Compression of what is sent.", choices={
+            "auto": "gzip (on OTAP it halves the per-batch Arrow metadata)",
+            "gzip": "gzip",
+            "none": "no compression (a fast link and a slow CPU)"}),
+        "timeout": "Per send: the longest wait for the collector to answer for one batch.",
+        "max_stream_lifetime": "OTAP: a gRPC stream is closed and a new one opened after this (load balancers "
+        "cut long streams).",
+        "max_in_flight": "Batches per signal sent and not yet answered (the OTAP window).",
+        "retry_initial": "First wait before sending again after a failure.",
+        "retry_max": "Longest wait between attempts (the wait grows, with jitter, up to this).",
+        "rate_limit": Key("Points per second at most when sending a backlog (after an outage), so the "
+        "uplink stays usable. Unset: no limit.", example="5000"),
+        "arrow_reprobe_interval": "After falling back from OTAP to OTLP, how often Arrow is tried again.",
+        "poison_threshold": "OTAP streams one batch may break (decode errors) before it is sent by OTLP "
+        "instead.",
+    },
+    "edgecollect.exporters.upstream.TlsConfig": {
+        "ca_file": "PEM bundle of the CAs trusted for the collector's certificate; empty: the system's.",
+        "cert_file": "Client certificate (PEM) for mutual TLS; needs key_file.",
+        "key_file": "The private key (PEM) of cert_file.",
+        "insecure": "Send in plaintext, without TLS at all (only ever when set explicitly). Not the same as "
+        "sources.mqtt.tls.insecure.",
+    },
+}
 
 
-def _comments(cls: type) -> dict[str, tuple[list[str], str]]:
-    """Per field: the comment lines just above it, and its trailing comment (base classes too)."""
-    out: dict[str, tuple[list[str], str]] = {}
-    for klass in reversed([c for c in cls.__mro__ if dataclasses.is_dataclass(c)]):
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):
-            continue
-        above: list[str] = []
-        for line in source.splitlines():
-            c = _COMMENT_LINE.match(line)
-            if c:
-                above.append(c.group(1).strip())
-                continue
-            m = _FIELD_LINE.match(line)
-            if m:
-                out[m.group(1)] = (above, (m.group(2) or "").strip())
-            above = []
-    return out
+def docs_of(cls: type) -> dict[str, Key]:
+    """The explanation of every key of `cls` that has one."""
+    return key_docs(cls, UPSTREAM_KEY_DOCS_TO_MOVE.get(f"{cls.__module__}.{cls.__qualname__}"))
 
 
 def _fmt_size(n: int) -> str:
@@ -70,6 +98,8 @@ def _fmt_size(n: int) -> str:
 
 
 def _fmt_duration(s: float) -> str:
+    if s == 0:
+        return '"0s"'
     for unit, factor in _UNITS_TIME:
         if s and (s / factor).is_integer():
             return f'"{int(s / factor)}{unit}"'
@@ -77,8 +107,7 @@ def _fmt_duration(s: float) -> str:
 
 
 def _fmt(value: object, hint: Any) -> str:
-    if value is None:
-        return "(unset)"
+    """A default as TOML."""
     if hint is Size or (typing.get_origin(hint) is not None and Size in typing.get_args(hint)):
         return _fmt_size(int(value))  # type: ignore[call-overload]
     if hint is Duration:
@@ -95,69 +124,201 @@ def _fmt(value: object, hint: Any) -> str:
         return "{ " + ", ".join(f"{json.dumps(k)} = {_fmt(v, None)}" for k, v in value.items()) + " }"
     if isinstance(value, tuple):
         return "[" + ", ".join(_fmt(v, None) for v in value) + "]"
-    return json.dumps(str(value))
+    raise TypeError(f"no TOML form for the default {value!r}: give the key an example in KEY_DOCS")
 
 
-def _range(hint: Any) -> tuple[Any, str]:
-    """(the type without Annotated, "[min .. max]" or "")."""
-    inner, rng = split_range(hint)
-    return inner, "" if rng is None else rng.brackets()
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One table of the reference, in the order it is rendered."""
+
+    name: str  # "sources.mqtt.tls"
+    cls: type
+    array: bool  # [[name]]: any number of them
+    commented: bool  # shown as an example (an array entry, or upstream whose presence turns it on)
+    intro: str  # what the table is for
 
 
-def _render(cls: type, table: str, lines: list[str], array: bool = False, commented: bool = False) -> None:
-    """One table; inside an array of tables everything is commented out (an example, not a default)."""
-    hints = {name: _range(h) for name, h in typing.get_type_hints(cls, include_extras=True).items()}
-    notes = _comments(cls)
-    header = f"[[{table}]]" if array else f"[{table}]"
-    commented = commented or array
-    nested: list[tuple[type, str, bool]] = []
-    lines.append(f"# {header}" if commented else header)
-    for f in dataclasses.fields(cls):
-        hint, bounds = hints[f.name]
-        inner = typing.get_args(hint)
+class Section(NamedTuple):
+    """A top-level table: where its dataclass is (imported only to render), and what it is for."""
+
+    name: str
+    where: type | tuple[str, str]  # the class, or (module, class name) for one imported lazily
+    intro: str
+    array: bool = False  # [[name]]: any number of them
+    commented: bool = False  # its presence turns something on: shown as an example only
+
+
+# The top-level tables in the order the reference shows them; the array sources of
+# config.ARRAY_SOURCES come between the two groups. A section listed nowhere is not rendered.
+SECTIONS: tuple[Section, ...] = (
+    Section("agent", AgentConfig, "The agent itself: where it keeps its state, what it logs, its own limits."),
+    Section("buffer", BufferConfig, "The ring each source writes its readings into, between two flushes."),
+    Section("batch", BatchConfig, "When rings are cut into batches and written to the spool."),
+    Section("spool", SpoolConfig, "Batches on disk, kept until the collector has them (or they expire)."),
+    Section("sources.host", HostConfig, "Metrics of the gateway itself."),
+    Section("sources.sysfs", ("edgecollect.sources.sysfs.config", "SysfsConfig"),
+            "Sensors the Linux kernel exposes under /sys: 1-Wire, IIO and hwmon."),
+)
+SECTIONS_AFTER_SOURCES: tuple[Section, ...] = (
+    Section("upstream", ("edgecollect.exporters.upstream", "UpstreamConfig"),
+            "Where to send. Absent: offline, everything stays in the spool.", commented=True),
+    *(Section("processors", ("edgecollect.processors.config", cls_name), intro, array=True, commented=True)
+      for cls_name, intro in (
+          ("FilterConfig", "Processors: between each source and its ring, in the order of the file, any "
+           "number of each kind. Absent: readings are stored as they come. A filter:"),
+          ("AttributesConfig", "An attributes processor:"),
+          ("TransformConfig", "A transform processor:"),
+          ("DeadbandConfig", "A deadband processor:"),
+          ("AggregateConfig", "An aggregate processor:"))),
+    Section("opamp", ("edgecollect.opamp.config", "OpampConfig"),
+            "Remote management over OpAMP: status reports and, if allowed, configs from a fleet server. "
+            "Absent: off, nothing of it is loaded.", commented=True),
+)
+
+
+def _resolve(where: type | tuple[str, str]) -> type:
+    if isinstance(where, tuple):
+        found: type = getattr(importlib.import_module(where[0]), where[1])
+        return found
+    return where
+
+
+def _nested(cls: type) -> list[tuple[str, type, bool]]:
+    """The fields of `cls` that are tables of their own: (key, dataclass, is an array of tables)."""
+    out = []
+    for name, hint in typing.get_type_hints(cls).items():
+        args = typing.get_args(hint)
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-            nested.append((hint, f"{table}.{f.name}", False))
+            out.append((name, hint, False))
+        elif typing.get_origin(hint) is tuple and args and isinstance(args[0], type) \
+                and dataclasses.is_dataclass(args[0]):
+            out.append((name, args[0], True))
+    return out
+
+
+def tables() -> list[Table]:
+    """Every table of the reference, nested ones right after their parent."""
+    sources = tuple(
+        Section(f"sources.{kind}", where, f"Any number of {kind} sources, each an entry [[sources.{kind}]]; every "
+                "source writes into a ring of its own.", array=True, commented=True)
+        for kind, where in ARRAY_SOURCES.items()
+    )
+    out: list[Table] = []
+
+    def add(table: Table) -> None:
+        out.append(table)
+        docs = docs_of(table.cls)
+        for key, sub, array in _nested(table.cls):
+            intro = docs[key].text if key in docs else ""
+            add(Table(f"{table.name}.{key}", sub, array, table.commented or array, intro))
+
+    for section in (*SECTIONS, *sources, *SECTIONS_AFTER_SOURCES):
+        add(Table(section.name, _resolve(section.where), section.array, section.commented, section.intro))
+    return out
+
+
+def _choice(value: str | int) -> str:
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+def explain(name: str, hint: Any, default: object, doc: Key) -> list[str]:
+    """The comment lines and the (commented-out) key line of one key."""
+    inner, rng = split_range(hint)
+    text = [doc.text]
+    if rng is not None:
+        text.append(f"Allowed: {rng.text()}.")
+    if default is dataclasses.MISSING:
+        text.append("Required; for example:")
+        shown = doc.example
+    elif default is None:
+        text.append("Not set by default; for example:")
+        shown = doc.example
+    else:
+        shown = _fmt(default, inner)
+        if doc.example:  # a default that would not make a working table (e.g. neither of two keys set)
+            text.append("Empty by default; for example:" if shown in ('""', "[]", "{}")
+                        else f"By default {shown}; for example:")
+            shown = doc.example
+    lines = [f"# {line}" for line in textwrap.wrap(" ".join(text), _WIDTH - 2)]
+    if doc.choices:
+        single = typing.get_origin(_unset_or(inner)) is Literal
+        lines.append("# Allowed values:" if single else "# Allowed values of each entry:")
+        width = max(len(_choice(v)) for v in doc.choices)
+        for value, meaning in doc.choices.items():
+            head = f"#   {_choice(value):<{width}}  "
+            indent = "#" + " " * (len(head) - 1)
+            lines.extend(textwrap.wrap(meaning, _WIDTH, initial_indent=head, subsequent_indent=indent))
+    lines.append(f"# {name} = {shown}")
+    return lines
+
+
+def _default(f: dataclasses.Field[Any]) -> object:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def _unset_or(hint: Any) -> Any:
+    """`X` of `X | None` (a key that may stay unset); any other hint as it is."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0] if len(rest) == 1 else hint
+    return hint
+
+
+def _choices(hint: Any) -> tuple[object, ...]:
+    """The values a choice key allows (of each entry, for a table or array of choices); () if none."""
+    inner = _unset_or(split_range(hint)[0])
+    if typing.get_origin(inner) is dict:
+        inner = typing.get_args(inner)[-1]
+    elif typing.get_origin(inner) is tuple:  # tuple[X, ...]
+        inner = typing.get_args(inner)[0]
+    return typing.get_args(inner) if typing.get_origin(inner) is Literal else ()
+
+
+def undocumented(cls: type) -> list[str]:
+    """What the reference would leave unexplained about `cls`'s keys, one line per problem."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    docs = docs_of(cls)
+    problems = [f"{key}: explained but not a key" for key in docs if key not in hints or key == "KEY_DOCS"]
+    for f in dataclasses.fields(cls):
+        doc = docs.get(f.name)
+        if doc is None or not doc.text.strip():
+            problems.append(f"{f.name}: no explanation")
             continue
-        element = inner[0] if inner else None
-        if typing.get_origin(hint) is tuple and isinstance(element, type) and dataclasses.is_dataclass(element):
-            nested.append((element, f"{table}.{f.name}", True))
+        allowed = _choices(hints[f.name])
+        explained = tuple(doc.choices or ())
+        if set(allowed) != set(explained):
+            problems.append(f"{f.name}: allows {list(allowed)}, explains {list(explained)}")
+        if _default(f) in (None, dataclasses.MISSING) and not doc.example:
+            problems.append(f"{f.name}: no default and no example")
+    return problems
+
+
+def _render(table: Table, lines: list[str]) -> None:
+    hints = typing.get_type_hints(table.cls, include_extras=True)
+    docs = docs_of(table.cls)
+    nested = {key for key, _, _ in _nested(table.cls)}
+    header = f"[[{table.name}]]" if table.array else f"[{table.name}]"
+    lines.extend(f"# {line}" for line in textwrap.wrap(table.intro, _WIDTH - 2))
+    lines.append(f"# {header}" if table.commented else header)
+    for f in dataclasses.fields(table.cls):
+        if f.name in nested:
             continue
-        if f.default is not dataclasses.MISSING:
-            shown = _fmt(f.default, hint)
-        elif f.default_factory is not dataclasses.MISSING:
-            shown = _fmt(f.default_factory(), hint)
-        else:
-            shown = "(required)"
-        above, trailing = notes.get(f.name, ([], ""))
-        lines.extend(f"# {text}" if text else "#" for text in above)
-        note = " ".join(n for n in (bounds, trailing) if n)
-        lines.append(f"# {f.name} = {shown}" + (f"  # {note}" if note else ""))
+        doc = docs.get(f.name) or Key("")  # the test names every key without an explanation
+        lines.append("#")
+        lines.extend(explain(f.name, hints[f.name], _default(f), doc))
     lines.append("")
-    for sub, name, is_array in nested:
-        _render(sub, name, lines, is_array, commented)
 
 
 def render() -> str:
     lines = [HEADER]
-    for cls, table in ((AgentConfig, "agent"), (BufferConfig, "buffer"), (BatchConfig, "batch"),
-                       (SpoolConfig, "spool"), (HostConfig, "sources.host"), (SysfsConfig, "sources.sysfs")):
-        _render(cls, table, lines)
-    for kind, (module, name) in ARRAY_SOURCES.items():
-        lines.append(f"# Any number of {kind} sources, each an array-of-tables entry.")
-        _render(getattr(importlib.import_module(module), name), f"sources.{kind}", lines, array=True)
-    lines.append("# Processors, in file order, between a source and its ring; one entry per processor, by kind.")
-    for cls in importlib.import_module("edgecollect.processors.config").KINDS.values():
-        _render(cls, "processors", lines, array=True)
-    lines.append("# Where to forward. Absent: offline, everything stays in the spool.")
-    upstream = importlib.import_module("edgecollect.exporters.upstream").UpstreamConfig
-    _render(upstream, "upstream", lines, array=False)
-    lines.append("# Remote management over OpAMP (HTTP polling). Absent: off, nothing of it is loaded.")
-    _render(importlib.import_module("edgecollect.opamp.config").OpampConfig, "opamp", lines, array=False)
-    text = "\n".join(lines).rstrip() + "\n"
-    # These tables must stay commented out: their presence turns forwarding / OpAMP on.
-    for table in ("upstream", "opamp"):
-        text = text.replace(f"\n[{table}]\n", f"\n# [{table}]\n").replace(f"\n[{table}.", f"\n# [{table}.")
-    return text
+    for table in tables():
+        _render(table, lines)
+    return "\n".join(lines).rstrip() + "\n"
 
 
 if __name__ == "__main__":

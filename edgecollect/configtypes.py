@@ -17,6 +17,17 @@ before anything is built (so no value can make the loader or check-config alloca
 
 A `__post_init__` check that involves more than one field raises `FieldError(key, expected)`
 naming the key it blames, so the error points at that key's own line.
+
+Every config dataclass explains its keys, in the user's words, in a `KEY_DOCS` table in its own
+body; configdoc renders it into the reference config, and a test fails when a key has no entry or
+a choice key (a Literal) does not explain every value it allows:
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "interval": "How often the host is read.",
+        "overflow": Key("What a full ring does with a new point.", choices={
+            "drop_oldest": "overwrite the oldest point", "drop_newest": "refuse the new point"}),
+        "max_bytes": Key("Ring budget in bytes.", example='"16MiB"'),   # unset by default
+    }
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import os
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NewType, Union
@@ -207,6 +219,32 @@ class FieldError(ValueError):
         self.expected = expected
         self.found = found
         super().__init__(f"{dotted(self.key)}: expected {expected}")
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """What one config key means (see the module docstring). `choices` explains every value a
+    choice key allows (each value of a table of choices, for `types`); `example` is the value the
+    reference shows for a key that is unset or required by default."""
+
+    text: str
+    choices: Mapping[str | int, str] | None = None
+    example: str = ""
+
+
+KeyDocs = Mapping[str, str | Key]
+
+
+def key_docs(cls: type, fallback: KeyDocs | None = None) -> dict[str, Key]:
+    """The KEY_DOCS of the class and of its bases (a subclass's entry wins), else `fallback`,
+    every entry as a Key; {} when there are none. A config dataclass that extends another (common
+    keys in a base) declares only its own keys."""
+    table: dict[str, str | Key] = {}
+    for klass in reversed(cls.__mro__):
+        table.update(vars(klass).get("KEY_DOCS", {}))
+    if not table:
+        table.update(fallback or {})
+    return {name: doc if isinstance(doc, Key) else Key(doc) for name, doc in table.items()}
 
 
 def resolve_secret(secret: str) -> str:

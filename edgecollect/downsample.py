@@ -26,17 +26,15 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from edgecollect import spoolfile
 from edgecollect.batch import METRICS_FIELDS, METRICS_FORMAT, TS, from_ipc, to_ipc
+from edgecollect.spoolfile import SpooledBatch
 from edgecollect.telemetry import Telemetry
-
-if TYPE_CHECKING:
-    from edgecollect.spool import Spool, SpooledBatch
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +135,24 @@ def encode(table: pa.Table, meta: dict[bytes, bytes]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, schema=pa.schema(METRICS_FIELDS, metadata=meta))
 
 
+class LockedSpool(Protocol):
+    """What the downsampler uses of the Spool, whose lock its caller holds (spool.py's
+    `_make_room`): typed here so that this module does not import spool.py, which imports it."""
+
+    max_size: int
+    _bytes: int
+    _index: dict[int, SpooledBatch]
+
+    def read_locked(self, batch: SpooledBatch) -> bytes | None: ...
+
+    def write_locked(self, signal: str, payload: bytes, points: int, created_ns: int) -> int: ...
+
+    def remove_locked(self, batch: SpooledBatch) -> None: ...
+
+
 @dataclass
 class Downsampler:
-    spool: Spool
+    spool: LockedSpool
     window_s: float
     telemetry: Telemetry
 

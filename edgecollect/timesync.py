@@ -137,7 +137,8 @@ def read_boot_id(path: Path = BOOT_ID_PATH) -> str:
         return ""
 
 
-SyncMode = Literal["auto", "kernel", "build_date", "assume_synced"]
+# How to tell a synchronised clock (config agent.clock); not spool.SyncMode, which is about fsync.
+ClockCheck = Literal["auto", "kernel", "build_date", "assume_synced"]
 
 
 class SyncDetector:
@@ -151,7 +152,7 @@ class SyncDetector:
 
     def __init__(
         self,
-        mode: SyncMode = "auto",
+        mode: ClockCheck = "auto",
         *,
         floor_ns: int = BUILD_DATE_NS,
         cache_s: float = 1.0,
@@ -159,7 +160,7 @@ class SyncDetector:
         wall_ns: Callable[[], int] = time.time_ns,
         mono_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
-        self.mode: SyncMode = mode
+        self.mode: ClockCheck = mode
         self._floor_ns = floor_ns
         self._cache_ns = int(cache_s * 1e9)
         self._read_kernel = read_kernel

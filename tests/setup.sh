@@ -24,7 +24,7 @@ for extra in tests/firmware/install-deps.sh packaging/install-test-deps.sh; do
 done
 
 # The reference OTel-Arrow sink (Go, from the Go module proxy); built once, reused by fixtures.
-python3 -c "from tests.interop.sink import BINARY_NO_GZIP, build_sink; build_sink(); build_sink(BINARY_NO_GZIP, tags=('nogzip',))"
+python3 -c "from tests.support.sink import BINARY_NO_GZIP, build_sink; build_sink(); build_sink(BINARY_NO_GZIP, tags=('nogzip',))"
 
 # The reference OpAMP server (opamp-go's server package) for tests/opamp; rebuilt only when its sources change.
 python3 -c "from tests.interop.opamp_server import build; build()"

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,8 +16,9 @@ import pytest
 
 from edgecollect.batch import from_ipc
 from edgecollect.spooltool import scan
-from tests.exporters.conftest import free_port
-from tests.interop.sink import Sink
+from tests.support.agent import AgentProcess
+from tests.support.ports import free_port
+from tests.support.sink import Sink
 
 REPO = Path(__file__).resolve().parents[1]
 OUTAGE_S = 60.0
@@ -75,17 +74,11 @@ def test_outage_of_a_minute_then_everything_spooled_arrives(tmp_path: Path, reco
         f"[upstream]\nendpoint = '127.0.0.1:{port}'\nprotocol = 'otap'\ntls = {{ insecure = true }}\n"
         "retry_initial = '200ms'\nretry_max = '2s'\n"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edgecollect", "run", "-c", str(config)],
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ},
-    )
+    agent = AgentProcess(config, state, tmp_path / "agent.log").start()
     sink = Sink(tmp_path / "sink.jsonl", grpc_port=port)
     try:
         time.sleep(OUTAGE_S)  # the outage itself: the upstream port has no listener
-        assert proc.poll() is None, "agent died while the upstream was down"
+        assert agent.alive, "agent died while the upstream was down"
         spooled_ids, expected = spooled_points(state / "spool")
         assert len(spooled_ids) >= OUTAGE_S / 2 * 0.8, f"only {len(spooled_ids)} batches spooled in {OUTAGE_S}s"
 
@@ -119,7 +112,6 @@ def test_outage_of_a_minute_then_everything_spooled_arrives(tmp_path: Path, reco
         )
         assert json.loads(status.stdout)["upstream"]["state"] in ("connected", "idle")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=10)
+        code = agent.stop()
         sink.stop()
-    assert proc.returncode == 0, stderr[-2000:]
+    assert code == 0, agent.tail(2000)

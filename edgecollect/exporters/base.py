@@ -33,7 +33,8 @@ from edgecollect.telemetry import Telemetry
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from edgecollect.spool import Spool, SpooledBatch
+    from edgecollect.spool import Spool
+    from edgecollect.spoolfile import SpooledBatch
 
 log = logging.getLogger(__name__)
 

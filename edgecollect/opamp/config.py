@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, ClassVar
 from urllib.parse import urlsplit
 
-from edgecollect.configtypes import Duration, Range
+from edgecollect.configtypes import Duration, Key, KeyDocs, Range
 from edgecollect.exporters.upstream import TlsConfig
 
 _THIRTY_SECONDS = Duration(30.0)
@@ -14,12 +14,23 @@ _THIRTY_SECONDS = Duration(30.0)
 
 @dataclass(frozen=True, slots=True)
 class OpampConfig:
-    endpoint: str  # "https://HOST:4320/v1/opamp"; http:// needs tls.insecure = true
-    headers: dict[str, str] = field(default_factory=dict)  # values: literal, env:NAME or file:PATH
-    tls: TlsConfig = field(default_factory=TlsConfig)  # same options as [upstream.tls]
-    # poll interval: status is sent and config fetched this often
+    endpoint: str
+    headers: dict[str, str] = field(default_factory=dict)
+    tls: TlsConfig = field(default_factory=TlsConfig)
     heartbeat: Annotated[Duration, Range("1s", "1d")] = _THIRTY_SECONDS
-    accept_remote_config: bool = False  # true: the server may replace this whole config
+    accept_remote_config: bool = False
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "endpoint": Key("The OpAMP server's URL (plain HTTP polling). http:// only with tls.insecure = true.",
+                        example='"https://opamp.example:4320/v1/opamp"'),
+        "headers": 'Extra request headers, such as a token: { authorization = "env:OPAMP_TOKEN" }. Each value '
+        'is "env:NAME", "file:PATH" or the text itself; never logged.',
+        "tls": "TLS to the server; the same keys as [upstream.tls].",
+        "heartbeat": "How often the agent reports its status and asks for a new config (at once when its "
+        "health changes). While the server is away it keeps collecting and retries.",
+        "accept_remote_config": "Let the server replace this whole config. It is checked like check-config "
+        "first; one that fails to start is rolled back. false: a config the server sends is ignored.",
+    }
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.endpoint)

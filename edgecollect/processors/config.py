@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from fnmatch import translate
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from edgecollect.configtypes import Duration, Range
+from edgecollect.configtypes import Duration, Key, KeyDocs, Range
 
 AttrValue = str | int | float | bool
 Function = Literal["min", "max", "mean", "last", "count"]
@@ -38,10 +38,19 @@ def check_globs(key: str, globs: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Common:
-    kind: str = ""  # filter | attributes | transform | deadband | aggregate
-    name: str = ""  # names the processor in counters and --explain; default "<kind>.<index>"
-    sources: tuple[str, ...] = ()  # source-name globs; empty: every source but the agent's own ("self")
-    metrics: tuple[str, ...] = ("*",)  # metric-name globs this processor acts on
+    kind: str = ""
+    name: str = ""
+    sources: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ("*",)
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "kind": "What this processor does: filter, attributes, transform, deadband or aggregate. Processors "
+        "apply in the order of the file, each to what the one before left.",
+        "name": "Names the processor in its counters and in check-config --explain. Empty: <kind>.<position>.",
+        "sources": 'The sources it applies to, by name, as globs ("mqtt.*"). Empty: every source except the '
+        'agent\'s own metrics, which it sees only when one of these matches "self".',
+        "metrics": "The metrics it acts on, as name globs; the others pass it unchanged.",
+    }
 
     def __post_init__(self) -> None:
         check_globs("sources", self.sources)
@@ -51,9 +60,18 @@ class _Common:
 @dataclass(frozen=True, slots=True)
 class FilterConfig(_Common):
     kind: str = "filter"
-    include: tuple[str, ...] = ()  # keep only metrics matching these globs (applied first)
-    exclude: tuple[str, ...] = ()  # then drop metrics matching these globs
-    where: dict[str, str] = field(default_factory=dict)  # act only on points whose attributes match these globs
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    where: dict[str, str] = field(default_factory=dict)
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "kind": "Drops points by metric name (each drop is counted).",
+        "include": Key("Keep only the metrics whose names match one of these globs. Empty: keep all but those of "
+        "exclude. Give include, exclude or both.", example='["system.cpu.*", "system.memory.*"]'),
+        "exclude": "Then drop the metrics whose names match one of these globs.",
+        "where": 'Decide only for points whose attributes match, each key to a glob: { device = "pump*" }; '
+        "other points pass. Empty: every point.",
+    }
 
     def __post_init__(self) -> None:
         _Common.__post_init__(self)
@@ -67,9 +85,17 @@ class FilterConfig(_Common):
 @dataclass(frozen=True, slots=True)
 class AttributesConfig(_Common):
     kind: str = "attributes"
-    set: dict[str, AttrValue] = field(default_factory=dict)  # add or overwrite
-    delete: tuple[str, ...] = ()  # attribute keys to remove
-    rename: dict[str, str] = field(default_factory=dict)  # old key = new key
+    set: dict[str, AttrValue] = field(default_factory=dict)
+    delete: tuple[str, ...] = ()
+    rename: dict[str, str] = field(default_factory=dict)
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "kind": "Changes the attributes of points: rename first, then delete, then set.",
+        "set": Key("Attributes to add, or overwrite when present. Give set, delete, rename or several.",
+                   example='{ site = "plant-3", line = 2 }'),
+        "delete": "Attribute keys to remove.",
+        "rename": 'Attribute keys to rename, old = new: { dev = "device" }.',
+    }
 
     def __post_init__(self) -> None:
         _Common.__post_init__(self)
@@ -80,21 +106,37 @@ class AttributesConfig(_Common):
 @dataclass(frozen=True, slots=True)
 class TransformConfig(_Common):
     kind: str = "transform"
-    rename: dict[str, str] = field(default_factory=dict)  # metric name = new name
-    scale: Annotated[float, Range(-10**12, 10**12)] = 1.0  # value × scale + offset, for every selected metric
+    rename: dict[str, str] = field(default_factory=dict)
+    scale: Annotated[float, Range(-10**12, 10**12)] = 1.0
     offset: Annotated[float, Range(-10**12, 10**12)] = 0.0
-    unit: str = ""  # new UCUM unit for the selected metrics; empty keeps theirs
+    unit: str = ""
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "kind": "Renames metrics, converts their values linearly and changes their unit.",
+        "rename": 'Metrics to rename, old name = new name: { "temp" = "greenhouse.temperature" }.',
+        "scale": "Every selected value becomes value × scale + offset (e.g. 0.001 for Wh to kWh).",
+        "offset": "Added after scale (e.g. -273.15 for K to °C).",
+        "unit": 'The new unit (UCUM, "kW.h", "Cel") of the selected metrics. Empty: they keep theirs.',
+    }
 
 
 @dataclass(frozen=True, slots=True)
 class DeadbandConfig(_Common):
     kind: str = "deadband"
-    # emit when |value - last emitted| >= threshold (0: on any change)
     threshold: Annotated[float, Range(0, 10**12)] = 0.0
-    # or: when the change is >= this percentage of the last emitted value
     percent: Annotated[float | None, Range(0.001, 10_000)] = None
-    # emit at least this often while values arrive (0: never forced)
     max_silence: Annotated[Duration, Range("0s", "1d")] = _ZERO
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "kind": "Reports by exception: a point is kept only when its value moved enough since the last one "
+        "kept for its series; the others are dropped and counted. A counter that resets is always kept.",
+        "threshold": "Keep a point when it differs from the last kept value by at least this much. 0: on any "
+        "change.",
+        "percent": Key("Instead of threshold: keep a point when it differs from the last kept value by at least "
+        "this percentage of it. Not set: threshold applies.", example="2.5"),
+        "max_silence": "While points keep arriving, keep one at least this often even without a change, so a "
+        "steady value still shows it is alive. 0: only on a change.",
+    }
 
     def __post_init__(self) -> None:
         _Common.__post_init__(self)
@@ -107,13 +149,26 @@ class DeadbandConfig(_Common):
 @dataclass(frozen=True, slots=True)
 class AggregateConfig(_Common):
     kind: str = "aggregate"
-    window: Annotated[Duration, Range("1s", "1d")] = _ONE_MINUTE  # windows align to wall-clock multiples of this
-    functions: tuple[Function, ...] = FUNCTIONS  # each becomes a series <name>.<function> (gauges)
-    keep_raw: bool = False  # also pass the raw points on
-    # after_window: a QoS>=1 message feeding a window is acked once that window is durable (no
-    # acked data lost on kill -9; acks wait up to a window). on_receipt: acked like any message,
-    # so a kill -9 loses the open window.
-    ack: Literal["after_window", "on_receipt"] = "after_window"  # after_window: nothing acked is lost
+    window: Annotated[Duration, Range("1s", "1d")] = _ONE_MINUTE
+    functions: tuple[Function, ...] = FUNCTIONS
+    keep_raw: bool = False
+    ack: Literal["after_window", "on_receipt"] = "after_window"
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "kind": "Replaces the points of each series by one summary per time window. A counter is never "
+        "averaged: it keeps its last value per window (a delta its sum).",
+        "window": "The span each summary covers, aligned to the clock (1m: each calendar minute). A window "
+        "is sent once it has ended, 2 s later for points still in flight.",
+        "functions": Key("What a gauge's window becomes: one series <name>.<function> per entry.", choices={
+            "min": "the lowest value", "max": "the highest value", "mean": "the average",
+            "last": "the latest value", "count": "how many points the window had"}),
+        "keep_raw": "Also pass the original points on, besides the summaries.",
+        "ack": Key("When an MQTT message (QoS 1 or 2) whose values went into a window is acknowledged to the "
+        "broker.", choices={
+            "after_window": "once the window's summary is safely on disk: nothing acknowledged is lost to a "
+            "crash or power cut, but acknowledgements wait up to a window",
+            "on_receipt": "at once, like any message: a crash loses the open window"}),
+    }
 
     def __post_init__(self) -> None:
         _Common.__post_init__(self)

@@ -12,7 +12,6 @@ import dataclasses
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
 from edgecollect.buffer import Ring
 from edgecollect.clock import Clock
@@ -20,13 +19,6 @@ from edgecollect.model import AttrValue, LogRecord, Point, SeriesRegistry, is_fi
 from edgecollect.telemetry import Counter, Telemetry
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
-
-
-class Source(Protocol):
-    name: str
-
-    def run(self) -> None:
-        """Read until `ctx.stop` is set; handle device faults inside (retry with backoff)."""
 
 
 @dataclass

@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import psutil
 
-from edgecollect.configtypes import Duration, Range
+from edgecollect.configtypes import Duration, KeyDocs, Range
 from edgecollect.model import AttrValue, Kind, Point, Series, attrs
 from edgecollect.sources.base import SourceContext
 
@@ -30,9 +30,18 @@ _TEN_SECONDS = Duration(10.0)
 class HostConfig:
     enabled: bool = True
     interval: Annotated[Duration, Range("100ms", "1d")] = _TEN_SECONDS
-    root: str = "/"  # where /proc and /sys live (tests point this at a fixture tree)
+    root: str = "/"
     per_cpu: bool = True
-    max_series: Annotated[int, Range(1, 1_000_000)] = 5_000  # this source's share of agent.max_series
+    max_series: Annotated[int, Range(1, 1_000_000)] = 5_000
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "enabled": "Read the gateway's own CPU, memory, disk, network and temperature metrics.",
+        "interval": "How often the host metrics are read.",
+        "root": "Where /proc and /sys are found (a container with the host's mounted elsewhere; tests use "
+        "a fixture tree).",
+        "per_cpu": "Also report the utilization of each CPU core, not only the total.",
+        "max_series": "This source's share of agent.max_series.",
+    }
 
     def __post_init__(self) -> None:
         if self.interval <= 0:

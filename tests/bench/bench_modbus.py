@@ -24,8 +24,6 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 from edgecollect.buffer import Ring
 from edgecollect.clock import Clock
 from edgecollect.model import SeriesRegistry
@@ -106,7 +104,7 @@ def main() -> None:
         serve(int(sys.argv[2]))
         return
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 5.0
-    from tests.sources.modbus.modbus_server import free_port
+    from tests.support.ports import free_port
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "tests.bench.bench_modbus", "--serve", str(port)],

@@ -1,6 +1,6 @@
 """MQTT source throughput on one core: Tasmota-like JSON at QoS 0 and QoS 1, and CPU µs per message.
 
-Run: python tests/bench/bench_mqtt.py [--messages N]
+Run: python -m tests.bench.bench_mqtt [--messages N]
 
 1. parse: `MqttSource.handle` + `ctx.emit` in a loop (no network): CPU µs per message.
 2. broker: a real mosquitto on loopback. N messages are queued for the source's persistent session
@@ -16,9 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,6 +32,7 @@ from edgecollect.model import SeriesRegistry
 from edgecollect.sources.base import SourceContext
 from edgecollect.sources.mqtt import MqttConfig, MqttSource, SubscribeConfig
 from edgecollect.telemetry import Telemetry
+from tests.support.broker import Broker
 
 PAYLOAD = (
     '{{"Time":"2023-05-19T20:52:{s:02d}","ENERGY":{{"TotalStartTime":"2022-03-20T15:20:48",'
@@ -72,29 +70,14 @@ def bench_parse(n: int) -> None:
           f"{cpu / n * 1e6:.1f} CPU µs/msg")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_broker(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = free_port()
-    conf = directory / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_queued_messages 0\nqueue_qos0_messages true\nmax_inflight_messages 1000\n",
-        encoding="utf-8",
-    )
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("mosquitto did not start")
+def start_broker(directory: Path) -> Broker:
+    """Nothing persisted or queued: each run measures the path from publish to the source."""
+    broker = Broker(directory, options={
+        "persistence": "false", "max_queued_messages": "0", "queue_qos0_messages": "true",
+        "max_inflight_messages": "1000",
+    })
+    broker.start()
+    return broker
 
 
 def preload(port: int, client_id: str, qos: int, n: int, protocol: str) -> None:
@@ -171,7 +154,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=50_000)
     args = parser.parse_args()
     tmp = tempfile.TemporaryDirectory()
-    proc, port = start_broker(Path(tmp.name))  # before pinning: the broker must not share our core
+    broker = start_broker(Path(tmp.name))  # before pinning: the broker must not share our core
+    port = broker.port
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core for the agent side
     print(f"machine: {platform.machine()} {platform.processor() or '?'}, {os.cpu_count()} CPUs, "
@@ -182,8 +166,7 @@ def main() -> None:
         bench_broker(port, 1, args.messages, "3.1.1")
         bench_broker(port, 1, args.messages, "5")
     finally:
-        proc.terminate()
-        proc.wait(10)
+        broker.stop()
         tmp.cleanup()
 
 

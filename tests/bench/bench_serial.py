@@ -1,6 +1,6 @@
 """Serial parsing throughput: frames per second on one core and CPU microseconds per frame.
 
-Run: python tests/bench/bench_serial.py [N]   (pinned to one CPU; prints the machine it ran on)
+Run: python -m tests.bench.bench_serial [N]   (pinned to one CPU; prints the machine it ran on)
 
 Paths measured, each over N frames arriving in 4 KiB reads like a busy UART:
   slf1 parse   line splitter + SLF/1 decode + session tracking + series lookup (no ring)
@@ -18,8 +18,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from edgecollect.buffer import Ring
 from edgecollect.clock import Clock

@@ -29,6 +29,8 @@ from typing import Any
 
 import psutil
 
+from tests.support.agent import AgentProcess
+
 REPO = Path(__file__).resolve().parents[2]
 VALUES_PER_MESSAGE = 10  # an MQTT JSON payload and an SLF/1 frame each carry ten readings
 RATES = (1_000, 10_000, 50_000)
@@ -102,19 +104,6 @@ def status(state: Path) -> dict[str, Any]:
 def counter_sum(doc: dict[str, Any], contains: str, label: str | None = None) -> int:
     return sum(n for k, v in doc["counters"].items() if contains in k for lab, n in v.items()
                if label is None or lab == label)
-
-
-def wait_status(state: Path, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"agent exited with {proc.returncode}")
-        try:
-            status(state)
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("agent status socket never answered")
 
 
 def stop_process(proc: subprocess.Popen[Any]) -> None:
@@ -213,34 +202,26 @@ def agent_config(state: Path, *, host_interval: str = "1s", mqtt_url: str = "", 
     return text
 
 
-def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "edgecollect", "run", "-c", str(config)], cwd=REPO,
-                                stdout=out, stderr=subprocess.STDOUT)
-
-
 def footprint(rate: int, seconds: float, tmp: Path) -> dict[str, Any]:
     """The whole agent (host + MQTT + serial, offline: spool only) at `rate` points/s in total."""
-    from tests.sources.mqtt.conftest import Broker
+    from tests.support.broker import Broker
 
     work = tmp / f"fp{rate}"
     work.mkdir()
-    broker = Broker(work)
+    broker = Broker(work, options={"max_inflight_messages": str(MQTT_WINDOW)})
     # mosquitto sends a client at most max_inflight_messages unacked QoS 1 messages (its default is
     # 20; the test broker's 100), and the agent acks only once a batch is fsync'd: the window bounds
     # MQTT throughput to window / (batch + fsync time). A gateway expecting bursts raises it.
-    broker.conf.write_text(broker.conf.read_text().replace("max_inflight_messages 100",
-                                                           f"max_inflight_messages {MQTT_WINDOW}"))
     broker.start()
     state = work / "state"
     per_source = rate / 2 / VALUES_PER_MESSAGE  # half MQTT messages, half serial frames, ten readings each
     writer = PtyWriter(per_source)
     config = work / "agent.toml"
     config.write_text(agent_config(state, mqtt_url=broker.url, serial_port=writer.path))
-    agent = start_agent(config, work / "agent.log")
+    agent = AgentProcess(config, state, work / "agent.log").start()
     pub: subprocess.Popen[bytes] | None = None
     try:
-        wait_status(state, agent)
+        agent.wait_up(60)
         time.sleep(2.0)  # warm: imports done, sessions up
         pub = subprocess.Popen([sys.executable, "-m", "tests.bench.bench_suite", "publish", broker.host,
                                 str(broker.port), "bench", str(per_source), str(seconds + 5)], cwd=REPO)
@@ -255,7 +236,7 @@ def footprint(rate: int, seconds: float, tmp: Path) -> dict[str, Any]:
         if pub is not None:
             stop_process(pub)
         writer.close()
-        stop_process(agent)
+        agent.stop()
         broker.stop()
     def delta(name: str) -> int:
         return counter_sum(after, name) - counter_sum(before, name)
@@ -319,9 +300,9 @@ def collectd_vs_agent(seconds: float, tmp: Path, interval_s: int = 1) -> dict[st
     state = work / "agent-state"
     config = work / "agent.toml"
     config.write_text(agent_config(state, host_interval=f"{interval_s}s"))
-    agent = start_agent(config, work / "agent.log")
+    agent = AgentProcess(config, state, work / "agent.log").start()
     try:
-        wait_status(state, agent)
+        agent.wait_up(60)
         time.sleep(3.0)
         before = status(state)
         meter = Meter(agent.pid)
@@ -329,7 +310,7 @@ def collectd_vs_agent(seconds: float, tmp: Path, interval_s: int = 1) -> dict[st
         after = status(state)
         out["edgecollect"] = meter.stop()
     finally:
-        stop_process(agent)
+        agent.stop()
     out["edgecollect"]["values_written"] = (counter_sum(after, "edgecollect.host.points_accepted")
                                             - counter_sum(before, "edgecollect.host.points_accepted"))
     for name in ("collectd", "edgecollect"):
@@ -440,7 +421,7 @@ def drain(spool: Any, tmp: Path, label: str) -> dict[str, Any]:
     from edgecollect.exporters.base import Forwarder
     from edgecollect.exporters.upstream import TlsConfig, UpstreamConfig
     from edgecollect.telemetry import Telemetry
-    from tests.interop.sink import Sink
+    from tests.support.sink import Sink
 
     stats = spool.stats()
     sink = Sink(tmp / f"sink-{label}.jsonl").start()

@@ -255,7 +255,7 @@ def otlp(batches: list[pa.RecordBatch], points: int) -> tuple[list[Result], list
 
 
 def go_producer(lines: list[str], points: int) -> list[Result]:
-    from tests.interop.sink import build_sink
+    from tests.support.sink import build_sink
 
     binary = build_sink()
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:

@@ -47,7 +47,7 @@ from edgecollect.spool import Spool
 from edgecollect.telemetry import Telemetry
 from tests.core.batches import host_like_rows
 from tests.gateway.gateway import Gateway
-from tests.interop.sink import Sink
+from tests.support.sink import Sink
 
 PIS = 10_000
 HEADROOM = 0.5  # plan gateways at half their measured capacity (failover of a peer, bursts after outages)

@@ -1,6 +1,7 @@
-"""What every chaos scenario shares: the quick/full scale, the real agent as a subprocess, a view of
-its spool and of the Go sink, the accounting line (published / delivered / duplicated / missing),
-and a loopback TCP proxy that injects upstream faults.
+"""What every chaos scenario shares: the quick/full scale, a view of the agent's spool and of the Go
+sink, the accounting line (published / delivered / duplicated / missing), the agent's config, and
+a loopback TCP proxy that injects upstream faults. (The agent as a process and the bounded wait
+are tests.support.agent and tests.support.wait.)
 
 The quick variant runs in the normal test command; `EDGECOLLECT_FULL=1` selects the figures the
 issue gives in brackets (200 kill cycles, 500 damage cases, 30 min of upstream faults, 50 broker
@@ -14,13 +15,10 @@ import contextlib
 import json
 import os
 import random
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +27,7 @@ import pyarrow as pa
 
 from edgecollect.batch import from_ipc
 from edgecollect.spool import SUFFIX, Damaged, unframe
-from edgecollect.status import SOCKET_NAME
-from tests.interop.sink import Sink
+from tests.support.sink import Sink
 
 REPO = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("EDGECOLLECT_FULL", "") not in ("", "0")
@@ -40,15 +37,6 @@ RESULTS = REPO / "tests" / "chaos" / "results"  # full runs leave their figures 
 def scale(quick: int, full: int) -> int:
     """The quick figure in CI, the issue's bracketed figure with EDGECOLLECT_FULL=1."""
     return full if FULL else quick
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, pause_s: float = 0.1) -> None:
-    """Bounded wait for an outcome; fails with `what` when it never holds."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(pause_s)
 
 
 # -- accounting --------------------------------------------------------------------------------
@@ -186,87 +174,6 @@ def spool_points(directory: Path) -> list[PointKey]:
             if info.signal == "metrics":
                 out.extend(batch_points(from_ipc(payload)))
     return out
-
-
-# -- the agent ---------------------------------------------------------------------------------
-
-
-class Agent:
-    """`python -m edgecollect run -c CONFIG` as a real process: started, killed, asked for status."""
-
-    def __init__(self, config: Path, state: Path, log: Path) -> None:
-        self.config, self.state, self.log = config, state, log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> Agent:
-        out = open(self.log, "ab")  # noqa: SIM115 - the child owns it
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edgecollect", "run", "-c", str(self.config)],
-            stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        out.close()
-        self.starts += 1
-        return self
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(30)
-
-    def stop(self) -> int | None:
-        """SIGTERM (flushes the rings into the spool); SIGKILL if it does not end."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
-
-    def status(self) -> dict[str, Any] | None:
-        """The agent's status document from its socket, or None while it is not answering."""
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(5)
-                s.connect(str(self.state / SOCKET_NAME))
-                chunks = []
-                while chunk := s.recv(65536):
-                    chunks.append(chunk)
-            doc: dict[str, Any] = json.loads(b"".join(chunks))
-            return doc
-        except (OSError, ValueError):
-            return None
-
-    def counter(self, name: str) -> dict[str, int]:
-        """One counter by name, its labels merged across sources (`name{source=...}` keys)."""
-        st = self.status()
-        merged: dict[str, int] = {}
-        for key, values in (st["counters"] if st else {}).items():
-            if key == name or key.startswith(name + "{"):
-                for label, n in values.items():
-                    merged[label] = merged.get(label, 0) + n
-        return merged
-
-    def wait_up(self, timeout_s: float = 60) -> None:
-        def up() -> bool:
-            if not self.alive:
-                raise AssertionError(f"agent exited with {self.proc and self.proc.returncode}:\n{self.tail()}")
-            return self.status() is not None
-        wait_for(up, timeout_s, "the agent's status socket")
-
-    def tail(self, n: int = 4000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
 
 
 def total(counter: dict[str, int], label_contains: str = "") -> int:

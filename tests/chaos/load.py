@@ -4,7 +4,6 @@ writer on a pty, each on its own thread, each knowing exactly what it got out of
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 import uuid
@@ -12,14 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from edgecollect.sources.serial.framing import slf1
-from tests.chaos.harness import Agent, total, wait_for
-from tests.sources.mqtt.conftest import Broker
+from tests.chaos.harness import total
 from tests.sources.mqtt.mqtt_support import Publisher, subscribe_once
-
-# The serial tests' pty pair with a stable symlink (like /dev/serial/by-id/...); that directory is
-# not a package, as its own modules import each other by bare name.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sources" / "serial"))
-from test_serial_pty import Pty  # type: ignore[import-not-found]
+from tests.sources.serial.serial_helpers import Pty  # a pty pair with a stable symlink, unpluggable
+from tests.support.agent import AgentProcess
+from tests.support.broker import Broker
+from tests.support.wait import wait_until
 
 __all__ = ["MqttLoad", "Pty", "SerialLoad"]
 
@@ -146,10 +143,10 @@ class SerialLoad:
             self.pty.unplug()
 
 
-def start_loads(agent: Agent, serial: SerialLoad, mqtt: MqttLoad) -> None:
+def start_loads(agent: AgentProcess, serial: SerialLoad, mqtt: MqttLoad) -> None:
     """Once the agent is up and has its serial port open, start both loads from a clean frame edge."""
     agent.wait_up()
-    wait_for(lambda: total(agent.counter("edgecollect.serial.port_opens")) >= 1, 30, "the serial port opened")
+    wait_until(lambda: total(agent.counter("edgecollect.serial.port_opens")) >= 1, 30, "the serial port opened")
     serial.resync()
     serial.paused.clear()
     mqtt.start()

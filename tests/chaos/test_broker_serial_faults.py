@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.harness import Agent, Tally, agent_toml, report, rng, scale, sink_points, total, wait_for
+from tests.chaos.harness import Tally, agent_toml, report, rng, scale, sink_points, total
 from tests.chaos.load import MqttLoad, SerialLoad, start_loads
-from tests.sources.mqtt.conftest import Broker
+from tests.support.agent import AgentProcess
+from tests.support.broker import Broker
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +30,7 @@ ROUNDS = scale(8, 50)
 
 
 def test_broker_restarts_and_serial_unplugs_during_load_lose_nothing(
-    chaos_broker: Broker, make_sink: Callable[..., Any], agents: Callable[..., Agent], tmp_path: Path,
+    chaos_broker: Broker, make_sink: Callable[..., Any], agents: Callable[..., AgentProcess], tmp_path: Path,
 ) -> None:
     r = rng("broker-serial")
     sink = make_sink().start()
@@ -51,21 +53,21 @@ def test_broker_restarts_and_serial_unplugs_during_load_lose_nothing(
         start_loads(agent, serial, mqtt)
         for i in range(ROUNDS):
             chaos_broker.restart()
-            wait_for(lambda: mqtt.pub.connected.is_set(), 30, f"round {i}: publisher reconnected")
+            wait_until(lambda: mqtt.pub.connected.is_set(), 30, f"round {i}: publisher reconnected")
             time.sleep(r.uniform(0.3, 1.5))  # load goes on between the two faults
             before = opens()
             serial.paused.set()
-            wait_for(lambda: frames_ok() >= len(serial.written), 30, f"round {i}: the agent read every frame")
+            wait_until(lambda: frames_ok() >= len(serial.written), 30, f"round {i}: the agent read every frame")
             serial.unplug()
             time.sleep(r.uniform(0.1, 1.0))  # unplugged for a while
             serial.plug()
-            wait_for(lambda: opens() > before, 30, f"round {i}: the port reopened")  # noqa: B023 - used at once
+            wait_until(lambda: opens() > before, 30, f"round {i}: the port reopened")  # noqa: B023 - used at once
             serial.resync()
             serial.paused.clear()
             agent.wait_up()
         serial.paused.set()
         mqtt.stop()
-        wait_for(lambda: frames_ok() >= len(serial.written), 30, "the agent read every frame")
+        wait_until(lambda: frames_ok() >= len(serial.written), 30, "the agent read every frame")
         want_mqtt, want_serial = mqtt.acked(), set(serial.written)
 
         def arrived() -> bool:
@@ -74,7 +76,7 @@ def test_broker_restarts_and_serial_unplugs_during_load_lose_nothing(
             return want_mqtt <= mqtt_got and want_serial <= {k[3] for k in got if k[0] == "ser.n"}
 
         try:
-            wait_for(arrived, 120, "every acked MQTT value and every written frame at the sink", 0.5)
+            wait_until(arrived, 120, "every acked MQTT value and every written frame at the sink", 0.5)
         finally:
             by_name: dict[str, collections.Counter[Any]] = collections.defaultdict(collections.Counter)
             for key, n in sink_points(sink).items():

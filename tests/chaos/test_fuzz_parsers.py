@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,11 +27,7 @@ from edgecollect.sources.serial import SerialConfig
 from edgecollect.sources.serial.framing import make_parser
 from edgecollect.sources.serial.framing.slf1 import crc16
 from tests.chaos.harness import FULL
-
-# The MQTT tests' golden data and its payload decoding (that directory is not a package).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sources" / "mqtt"))
-from mqtt_support import DATA  # type: ignore[import-not-found]
-from test_formats import payload_of  # type: ignore[import-not-found]
+from tests.sources.mqtt.mqtt_support import DATA, payload_of  # the MQTT tests' golden data
 
 EXAMPLES = int(os.environ.get("EDGECOLLECT_FUZZ_EXAMPLES", "20000" if FULL else "300"))
 FUZZ = settings(

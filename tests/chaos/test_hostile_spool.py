@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.harness import Agent, Tally, agent_toml, report, sink_points, total, wait_for
+from tests.chaos.harness import Tally, agent_toml, report, sink_points, total
 from tests.core.hostile import damaged_files, fingerprint, make_foreign, plant_hostile
 from tests.exporters.conftest import Filler
+from tests.support.agent import AgentProcess
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +41,7 @@ def vm_hwm_kib(pid: int) -> int:
 
 
 def test_agent_starts_on_a_hostile_spool_delivers_the_valid_batches_and_touches_nothing_outside(
-    make_sink: Callable[..., Any], agents: Callable[..., Agent], tmp_path: Path,
+    make_sink: Callable[..., Any], agents: Callable[..., AgentProcess], tmp_path: Path,
 ) -> None:
     sink = make_sink().start()
     state = tmp_path / "state"
@@ -65,7 +67,7 @@ def test_agent_starts_on_a_hostile_spool_delivers_the_valid_batches_and_touches_
     def delivered() -> bool:
         return tally.published <= {int(p[3]) for p in sink_points(sink)}
 
-    wait_for(delivered, 120, "every valid point at the sink")
+    wait_until(delivered, 120, "every valid point at the sink")
     quarantined = agent.counter("edgecollect.spool.quarantined")
     peak_kib = max(peak_kib, vm_hwm_kib(agent.proc.pid))
     assert agent.stop() == 0, agent.tail()

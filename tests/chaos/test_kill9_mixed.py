@@ -22,10 +22,12 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.harness import Agent, SpoolWatcher, Tally, agent_toml, report, rng, scale, sink_points, wait_for
+from tests.chaos.harness import SpoolWatcher, Tally, agent_toml, report, rng, scale, sink_points
 from tests.chaos.load import MqttLoad, SerialLoad
-from tests.exporters.conftest import free_port
-from tests.sources.mqtt.conftest import Broker
+from tests.support.agent import AgentProcess
+from tests.support.broker import Broker
+from tests.support.ports import free_port
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +37,7 @@ SERIAL_RATE = 100.0  # frames/s
 
 
 def test_kill_9_loop_under_mixed_load_loses_nothing_acknowledged(
-    chaos_broker: Broker, make_sink: Callable[..., Any], agents: Callable[..., Agent], tmp_path: Path,
+    chaos_broker: Broker, make_sink: Callable[..., Any], agents: Callable[..., AgentProcess], tmp_path: Path,
 ) -> None:
     r = rng("kill9")
     port = free_port()
@@ -79,7 +81,7 @@ def test_kill_9_loop_under_mixed_load_loses_nothing_acknowledged(
                 return durable_snapshot <= set(sink_points(sink)) and mqtt.acked() <= _values(sink, "v")
 
             try:
-                wait_for(caught_up, 180, "every acknowledged MQTT value and every durable point at the sink", 0.5)
+                wait_until(caught_up, 180, "every acknowledged MQTT value and every durable point at the sink", 0.5)
             finally:
                 delivered = sink_points(sink)
                 by_name: dict[str, collections.Counter[Any]] = collections.defaultdict(collections.Counter)

@@ -23,10 +23,13 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.chaos.harness import Agent, Tally, agent_toml, report, scale, sink_points, total, wait_for
+from tests.chaos.harness import Tally, agent_toml, report, scale, sink_points, total
 from tests.chaos.load import MqttLoad
-from tests.exporters.conftest import Filler, free_port
-from tests.sources.mqtt.conftest import Broker
+from tests.exporters.conftest import Filler
+from tests.support.agent import AgentProcess
+from tests.support.broker import Broker
+from tests.support.ports import free_port
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +70,7 @@ class Sampler:
 
 
 def test_long_outage_at_the_spool_cap_memory_flat_disk_capped_drops_counted(
-    chaos_broker: Broker, make_sink: Callable[..., Any], agents: Callable[..., Agent], tmp_path: Path,
+    chaos_broker: Broker, make_sink: Callable[..., Any], agents: Callable[..., AgentProcess], tmp_path: Path,
 ) -> None:
     cap = CAP_MIB << 20
     state = tmp_path / "state"
@@ -88,14 +91,14 @@ def test_long_outage_at_the_spool_cap_memory_flat_disk_capped_drops_counted(
         mqtt.start()
         time.sleep(LOAD_SECONDS)  # the outage: nothing listens on the upstream port
         mqtt.stop()
-        wait_for(lambda: agent.counter("edgecollect.mqtt.messages") != {} and _ring_empty(agent), 60,
+        wait_until(lambda: agent.counter("edgecollect.mqtt.messages") != {} and _ring_empty(agent), 60,
                  "the agent spooled what it received")
         dropped = agent.counter("edgecollect.spool.points_dropped")
         during = list(sampler.rss)
         sink = make_sink(grpc_port=port)
         healed = time.monotonic()
         sink.start()
-        wait_for(lambda: (agent.status() or {}).get("spool", {}).get("files") == 0, 600, "the backlog drained", 0.2)
+        wait_until(lambda: (agent.status() or {}).get("spool", {}).get("files") == 0, 600, "the backlog drained", 0.2)
         drain_s = time.monotonic() - healed
     finally:
         sampler.close()
@@ -126,6 +129,6 @@ def test_long_outage_at_the_spool_cap_memory_flat_disk_capped_drops_counted(
     assert rss_last <= rss_first * 1.15 + (8 << 20), (rss_first, rss_last)
 
 
-def _ring_empty(agent: Agent) -> bool:
+def _ring_empty(agent: AgentProcess) -> bool:
     st = agent.status() or {}
     return all(s.get("ring_points", 0) == 0 for s in st.get("sources", {}).values())

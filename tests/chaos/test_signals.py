@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.harness import Agent, Tally, agent_toml, report, scale, spool_points, total, wait_for
+from tests.chaos.harness import Tally, agent_toml, report, scale, spool_points, total
 from tests.chaos.load import MqttLoad, SerialLoad, start_loads
-from tests.sources.mqtt.conftest import Broker
+from tests.support.agent import AgentProcess
+from tests.support.broker import Broker
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +27,7 @@ RELOADS = scale(3, 30)
 
 
 def test_reload_and_stop_under_load_keep_everything_read(
-    chaos_broker: Broker, agents: Callable[..., Agent], tmp_path: Path,
+    chaos_broker: Broker, agents: Callable[..., AgentProcess], tmp_path: Path,
 ) -> None:
     client_id = "chaos-signals"
     mqtt = MqttLoad(chaos_broker, client_id, 200.0)
@@ -49,10 +51,10 @@ def test_reload_and_stop_under_load_keep_everything_read(
     try:
         start_loads(agent, serial, mqtt)
         for i in range(RELOADS + 1):
-            wait_for(lambda: len(serial.written) > base + 50, 30, "frames flowing")  # noqa: B023 - used at once
+            wait_until(lambda: len(serial.written) > base + 50, 30, "frames flowing")  # noqa: B023 - used at once
             serial.paused.set()
             # Frames the agent counted as parsed: in its ring now, flushed by the signal below.
-            wait_for(lambda: agent.counter("edgecollect.serial.frames").get("ok", 0) >= len(serial.written) - base,  # noqa: B023
+            wait_until(lambda: agent.counter("edgecollect.serial.frames").get("ok", 0) >= len(serial.written) - base,  # noqa: B023
                      30, "the agent read every frame written")
             read_before = set(serial.written)
             assert agent.proc is not None
@@ -62,7 +64,7 @@ def test_reload_and_stop_under_load_keep_everything_read(
                 break
             up = uptime()
             agent.proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: uptime() < up and opens() >= 1, 30, f"reload {i}: a new pipeline with the port open")  # noqa: B023
+            wait_until(lambda: uptime() < up and opens() >= 1, 30, f"reload {i}: a new pipeline with the port open")  # noqa: B023
             base = len(serial.written)
             serial.resync()
             serial.paused.clear()

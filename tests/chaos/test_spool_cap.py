@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.harness import Agent, agent_toml, report, total
+from tests.chaos.harness import agent_toml, report, total
 from tests.exporters.conftest import Filler
+from tests.support.agent import AgentProcess
 
 pytestmark = pytest.mark.integration
 
 
-def test_agent_started_with_a_lower_cap_is_under_it(agents: Callable[..., Agent], tmp_path: Path) -> None:
+def test_agent_started_with_a_lower_cap_is_under_it(agents: Callable[..., AgentProcess], tmp_path: Path) -> None:
     state = tmp_path / "state"
     filler = Filler(state / "spool")
     for _ in range(100):

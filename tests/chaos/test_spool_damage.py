@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from edgecollect.spool import SUFFIX, frame, unframe
-from tests.chaos.harness import Agent, Tally, agent_toml, report, rng, scale, sink_points, total, wait_for
+from tests.chaos.harness import Tally, agent_toml, report, rng, scale, sink_points, total
 from tests.exporters.conftest import Filler
+from tests.support.agent import AgentProcess
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +65,7 @@ def damage(path: Path, kind: str, r: Any) -> bool:
 
 
 def test_damaged_spool_files_are_quarantined_and_the_rest_delivered(
-    make_sink: Callable[..., Any], agents: Callable[..., Agent], tmp_path: Path,
+    make_sink: Callable[..., Any], agents: Callable[..., AgentProcess], tmp_path: Path,
 ) -> None:
     r = rng("spool-damage")
     sink = make_sink().start()
@@ -106,11 +108,11 @@ def test_damaged_spool_files_are_quarantined_and_the_rest_delivered(
         def arrived(expected: set[int] = expected) -> bool:
             return expected <= {p[3] for p in sink_points(sink)}
 
-        def emptied(agent: Agent = agent) -> bool:
+        def emptied(agent: AgentProcess = agent) -> bool:
             return bool((agent.status() or {}).get("spool", {}).get("files") == 0)
 
-        wait_for(arrived, 60, f"round {rnd}: every intact batch at the sink")
-        wait_for(emptied, 30, f"round {rnd}: the spool emptied")
+        wait_until(arrived, 60, f"round {rnd}: every intact batch at the sink")
+        wait_until(emptied, 30, f"round {rnd}: the spool emptied")
         quarantined = total(agent.counter("edgecollect.spool.quarantined"))
         in_folder = len([p for p in (state / "spool" / "quarantine").iterdir() if p.is_file()])
         temps = list((state / "spool").glob("*.tmp"))

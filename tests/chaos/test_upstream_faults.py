@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.harness import FaultProxy, Tally, report, rng, scale, wait_for
+from tests.chaos.harness import FaultProxy, Tally, report, rng, scale
 from tests.exporters.conftest import Filler, config, forwarding, log_bodies, metric_values
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +90,7 @@ def test_upstream_faults_through_a_proxy_lose_nothing(
             if chaos_errors:
                 raise AssertionError("the chaos thread failed, so the faults stopped early") from chaos_errors[0]
             healed_at = time.monotonic()
-            wait_for(lambda: filler.spool.stats().files == 0, 240, "the spool drained after the faults", 0.2)
+            wait_until(lambda: filler.spool.stats().files == 0, 240, "the spool drained after the faults", 0.2)
             drain_s = time.monotonic() - healed_at
             status = fwd.status()
     finally:

@@ -1,8 +1,8 @@
+"""Fixtures and builders of the core tests: a Telemetry, a ring, a SourceContext."""
+
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 import pytest
 
@@ -35,13 +35,3 @@ def make_context(telemetry: Telemetry, capacity: int = 10_000, name: str = "test
     return SourceContext(
         name, "test", make_ring(telemetry, capacity), threading.Event(), SeriesRegistry(), telemetry, Clock()
     )
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float = 15.0) -> bool:
-    """Bounded wait for a condition; tests assert on the outcome, never on how long it took."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False

@@ -11,7 +11,8 @@ from edgecollect.batcher import Batcher
 from edgecollect.buffer import Ring
 from edgecollect.model import LogRecord, Resource, Series, SeriesRegistry, attrs
 from edgecollect.telemetry import Telemetry
-from tests.core.conftest import make_ring, wait_for
+from tests.core.conftest import make_ring
+from tests.support.wait import eventually
 
 
 class Written:
@@ -131,8 +132,8 @@ def test_a_busy_ring_does_not_starve_a_quiet_one(telemetry: Telemetry) -> None:
     for t in threads:
         t.start()
     try:
-        assert wait_for(lambda: len(quiet) == 0), "the tick never came while the busy ring kept waking"
-        assert wait_for(lambda: len(written.sizes()) >= 3)
+        assert eventually(lambda: len(quiet) == 0), "the tick never came while the busy ring kept waking"
+        assert eventually(lambda: len(written.sizes()) >= 3)
     finally:
         producing.set()
         stop.set()

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.core.conftest import wait_for
+from tests.support.wait import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,7 +44,7 @@ def test_run_on_defaults_writes_batches_and_flushes_on_sigterm(installed: Path, 
     started_ns = time.time_ns()
     proc = subprocess.Popen([str(installed / "edgecollect"), "run"], env=env, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_for(lambda: any(spool.glob("*.ecb")), 15.0), "no batch written within 15 s"
+        assert eventually(lambda: any(spool.glob("*.ecb")), 15.0), "no batch written within 15 s"
         files_before = len(list(spool.glob("*.ecb")))
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=5)
@@ -91,7 +91,7 @@ def test_arrow_export_and_spool_listing(installed: Path, tmp_path: Path) -> None
     )
     spool = tmp_path / "state" / "edgecollect" / "spool"
     try:
-        assert wait_for(lambda: len(list(spool.glob("*.ecb"))) >= 2, 15.0)
+        assert eventually(lambda: len(list(spool.glob("*.ecb"))) >= 2, 15.0)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=5)

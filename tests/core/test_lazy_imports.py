@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.interop.sink import Sink, go_sink  # noqa: F401  (fixture)
+from tests.support.sink import Sink, go_sink  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -21,7 +20,8 @@ from edgecollect.config import loads
 from edgecollect.model import LogRecord, Point, Series
 from edgecollect.runtime import Agent
 from edgecollect.timesync import ClockWatcher
-from tests.core.conftest import wait_for
+from tests.support.agent import AgentProcess
+from tests.support.wait import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,17 +49,11 @@ def test_notify_status_and_reload_under_a_fake_systemd(tmp_path: Path) -> None:
     config.write_text(
         f"[agent]\nstate_dir = '{state}'\n[batch]\nflush_interval = '1s'\n[sources.host]\ninterval = '1s'\n"
     )
-    env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": ""}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edgecollect", "run", "-c", str(config)],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
+    env = {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": ""}
+    agent = AgentProcess(config, state, tmp_path / "agent.log", env=env).start()
     try:
-        assert wait_for(lambda: any("READY=1" in m for m in messages)), messages
-        assert wait_for(lambda: any("WATCHDOG=1" in m for m in messages)), messages
+        assert eventually(lambda: any("READY=1" in m for m in messages)), messages
+        assert eventually(lambda: any("WATCHDOG=1" in m for m in messages)), messages
         ready = next(m for m in messages if "READY=1" in m)
         assert "STATUS=backlog" in ready and "upstream offline" in ready
 
@@ -80,20 +74,20 @@ def test_notify_status_and_reload_under_a_fake_systemd(tmp_path: Path) -> None:
         # An invalid config on SIGHUP is refused and the agent keeps running.
         good = config.read_text()
         config.write_text(good + "[spool]\nmax_size = 'huge'\n")
-        proc.send_signal(signal.SIGHUP)
-        assert wait_for(lambda: sum(1 for m in messages if "READY=1" in m) == 2)  # back, unchanged
+        agent.send(signal.SIGHUP)
+        assert eventually(lambda: sum(1 for m in messages if "READY=1" in m) == 2)  # back, unchanged
         config.write_text(good.replace("interval = '1s'", "interval = '2s'"))
-        proc.send_signal(signal.SIGHUP)
-        assert wait_for(lambda: sum(1 for m in messages if "READY=1" in m) == 3)
-        assert proc.poll() is None
+        agent.send(signal.SIGHUP)
+        assert eventually(lambda: sum(1 for m in messages if "READY=1" in m) == 3)
+        assert agent.alive
         files_before = len(list((state / "spool").glob("*.ecb")))
-        assert wait_for(lambda: len(list((state / "spool").glob("*.ecb"))) > files_before)
+        assert eventually(lambda: len(list((state / "spool").glob("*.ecb"))) > files_before)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=10)
+        code = agent.stop()
         receiver.close()
-    assert proc.returncode == 0
-    assert "reload refused" in stderr and "spool.max_size" in stderr
+    output = agent.log.read_text(errors="replace")
+    assert code == 0, output
+    assert "reload refused" in output and "spool.max_size" in output
     assert any("STOPPING=1" in m for m in messages)
 
 
@@ -124,7 +118,7 @@ def test_clock_step_repairs_ring_and_spool_of_this_boot(tmp_path: Path) -> None:
     wall_offset[0] = step_ns
     synced[0] = True
     agent.poll_clock()
-    assert wait_for(
+    assert eventually(
         lambda: (
             agent.telemetry.find("edgecollect.clock.repairs") is not None
             and agent.telemetry.find("edgecollect.clock.repairs").value("spool") == 1
@@ -178,7 +172,7 @@ def test_own_counters_flow_through_the_pipeline_into_the_spool(tmp_path: Path) -
     agent = Agent(cfg)
     agent.start()
     try:
-        assert wait_for(lambda: len(agent.spool.list()) >= 3)
+        assert eventually(lambda: len(agent.spool.list()) >= 3)
     finally:
         agent.shutdown()
     names: set[str] = set()

@@ -18,20 +18,22 @@ from pathlib import Path
 import pytest
 
 from edgecollect.status import SOCKET_NAME
-from tests.chaos.harness import Agent, agent_toml, wait_for
+from tests.chaos.harness import agent_toml
+from tests.support.agent import AgentProcess
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def agents(tmp_path: Path) -> Iterator[Callable[[Path], Agent]]:
-    made: list[Agent] = []
+def agents(tmp_path: Path) -> Iterator[Callable[[Path], AgentProcess]]:
+    made: list[AgentProcess] = []
 
-    def make(state: Path) -> Agent:
+    def make(state: Path) -> AgentProcess:
         config = tmp_path / f"agent{len(made)}.toml"
         config.write_text(agent_toml(state, self_interval="1s"), encoding="utf-8")
-        agent = Agent(config, state, tmp_path / f"agent{len(made)}.log")
+        agent = AgentProcess(config, state, tmp_path / f"agent{len(made)}.log")
         made.append(agent)
         return agent
 
@@ -46,7 +48,7 @@ def edgecollect(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
 
 
 def test_a_second_run_is_refused_naming_the_pid_and_leaves_the_first_alone(
-    agents: Callable[[Path], Agent], tmp_path: Path,
+    agents: Callable[[Path], AgentProcess], tmp_path: Path,
 ) -> None:
     state = tmp_path / "state"
     first = agents(state).start()
@@ -64,7 +66,7 @@ def test_a_second_run_is_refused_naming_the_pid_and_leaves_the_first_alone(
 
 
 def test_systemds_state_directory_counts_as_the_same_state_dir(
-    agents: Callable[[Path], Agent], tmp_path: Path,
+    agents: Callable[[Path], AgentProcess], tmp_path: Path,
 ) -> None:
     # What `sudo edgecollect run` beside the service amounts to: no state_dir in the config, the
     # default resolving to the running agent's folder.
@@ -79,12 +81,12 @@ def test_systemds_state_directory_counts_as_the_same_state_dir(
 
 
 def test_status_and_spool_commands_work_beside_a_running_agent(
-    agents: Callable[[Path], Agent], tmp_path: Path,
+    agents: Callable[[Path], AgentProcess], tmp_path: Path,
 ) -> None:
     state = tmp_path / "state"
     first = agents(state).start()
     first.wait_up()
-    wait_for(lambda: any((state / "spool").glob("*.ecb")), 60, "a spooled batch")
+    wait_until(lambda: any((state / "spool").glob("*.ecb")), 60, "a spooled batch")
     status = edgecollect("status", "-c", str(first.config))
     assert status.returncode == 0, status.stderr
     listing = edgecollect("spool", "ls", "-c", str(first.config))
@@ -96,7 +98,7 @@ def test_status_and_spool_commands_work_beside_a_running_agent(
     assert again.returncode != 0, "a read-only command released or broke the lock"
 
 
-def test_the_lock_dies_with_a_killed_agent(agents: Callable[[Path], Agent], tmp_path: Path) -> None:
+def test_the_lock_dies_with_a_killed_agent(agents: Callable[[Path], AgentProcess], tmp_path: Path) -> None:
     state = tmp_path / "state"
     first = agents(state).start()
     first.wait_up()
@@ -107,7 +109,7 @@ def test_the_lock_dies_with_a_killed_agent(agents: Callable[[Path], Agent], tmp_
 
 
 def test_a_reload_cannot_move_the_agent_out_of_its_locked_state_dir(
-    agents: Callable[[Path], Agent], tmp_path: Path,
+    agents: Callable[[Path], AgentProcess], tmp_path: Path,
 ) -> None:
     state, elsewhere = tmp_path / "state", tmp_path / "elsewhere"
     first = agents(state).start()
@@ -115,7 +117,7 @@ def test_a_reload_cannot_move_the_agent_out_of_its_locked_state_dir(
     assert first.proc is not None
     first.config.write_text(agent_toml(elsewhere, self_interval="1s"), encoding="utf-8")
     first.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "takes effect at the next start" in first.tail(), 60, "the reload's refusal to move")
+    wait_until(lambda: "takes effect at the next start" in first.tail(), 60, "the reload's refusal to move")
     first.wait_up()
     assert not elsewhere.exists(), "the reloaded agent wrote to a state_dir it does not hold"
     assert first.status() is not None and (first.status() or {}).get("state_dir") == str(state)

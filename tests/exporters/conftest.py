@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import collections
 import json
-import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,47 +23,12 @@ from edgecollect.exporters.upstream import UpstreamConfig
 from edgecollect.model import KINDS, LogRecord, Resource, Series, SeriesRegistry, attrs
 from edgecollect.spool import Spool
 from edgecollect.telemetry import Telemetry
-from tests.interop.sink import Sink, build_sink, go_available
+from tests.support.sink import go_sink_binary, make_sink
+
+__all__ = ["Filler", "filler", "go_sink_binary", "make_sink"]  # the fixtures of this folder
 
 T0 = 1_700_000_000_000_000_000
 RESOURCE = Resource(attrs({"host.name": "gw-test", "service.name": "edgecollect"}))
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Bounded wait for a condition; the assertion is the condition, never the time it took."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="session")
-def sink_binary() -> Path:
-    if not go_available():
-        pytest.fail("the Go toolchain ('go') is needed to build the interop sink (tests/interop); install it")
-    return build_sink()
-
-
-@pytest.fixture
-def make_sink(sink_binary: Path, tmp_path: Path) -> Iterator[Callable[..., Sink]]:
-    sinks: list[Sink] = []
-
-    def make(**options: Any) -> Sink:
-        sink = Sink(tmp_path / f"sink{len(sinks)}.jsonl", binary=sink_binary, **options)
-        sinks.append(sink)
-        return sink
-
-    yield make
-    for sink in sinks:
-        sink.stop()
 
 
 @dataclass

@@ -25,12 +25,12 @@ from tests.exporters.conftest import (
     assert_all_arrived,
     config,
     forwarding,
-    free_port,
     log_bodies,
     metric_values,
-    wait_until,
 )
-from tests.interop.sink import BINARY_NO_GZIP, Sink, build_sink
+from tests.support.ports import free_port
+from tests.support.sink import BINARY_NO_GZIP, Sink, build_sink
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 

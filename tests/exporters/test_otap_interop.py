@@ -36,7 +36,7 @@ from edgecollect.model import (
     SeriesRegistry,
     attrs,
 )
-from tests.interop.sink import Sink
+from tests.support.sink import Sink
 
 pytestmark = pytest.mark.integration
 

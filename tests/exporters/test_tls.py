@@ -22,7 +22,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edgecollect.exporters.tls import grpc_credentials, ssl_context, system_ca_bundle, tls_failure
 from edgecollect.exporters.upstream import TlsConfig, UpstreamConfig
-from tests.exporters.conftest import Filler, assert_all_arrived, config, forwarding, metric_values, wait_until
+from tests.exporters.conftest import Filler, assert_all_arrived, config, forwarding, metric_values
+from tests.support.wait import wait_until
 
 HOUR, DAY = datetime.timedelta(hours=1), datetime.timedelta(days=1)
 

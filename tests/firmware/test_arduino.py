@@ -7,14 +7,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
-from fwhelp import ARDUINO_DIR, REPO, golden, tool
 
 from edgecollect.sources.serial.framing import slf1
+from tests.firmware.fwhelp import ARDUINO_DIR, golden, tool
 
 FLASH_BUDGET = 16 * 1024  # bytes of .text + .data; an Uno has 32 KiB minus the 0.5 KiB bootloader
 RAM_BUDGET = 1024  # bytes of .data + .bss, of the ATmega328P's 2 KiB (the rest is stack)
@@ -98,10 +97,8 @@ def test_sketch_builds_for_atmega328p_within_flash_and_ram_budget(avr_elf: Path)
 @pytest.mark.integration
 def test_sketch_runs_in_simavr_and_its_uart_reaches_the_serial_source(avr_elf: Path) -> None:
     """simavr prints the UART as text lines (CR LF shown as '..'); we replay each frame into a pty."""
-    sys.path.insert(0, str(REPO / "tests" / "sources" / "serial"))
-    from serial_helpers import Collected, counters, make_ctx, running
-
     from edgecollect.sources.serial import SerialConfig
+    from tests.sources.serial.serial_helpers import Collected, counters, make_ctx, running
 
     sim = subprocess.Popen([tool("simavr"), "-m", "atmega328p", "-f", "16000000", str(avr_elf)],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fwhelp import HERE, MP_DIR, golden, micropython, tool
+
+from tests.firmware.fwhelp import HERE, MP_DIR, golden, micropython, tool
+from tests.support.broker import Broker
 
 REPO = Path(__file__).resolve().parents[2]
 MODULES = sorted(p.name for p in MP_DIR.glob("*.py"))
@@ -162,35 +161,20 @@ def test_bme280_integer_compensation_matches_the_datasheet() -> None:
     assert out["writes"] == [[0xF2, [1]], [0xF4, [0x25]]]  # humidity x1, then a forced measurement
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.integration
 def test_mqtt_json_mode_publishes_to_a_real_mosquitto(tmp_path: Path) -> None:
     import paho.mqtt.client as mqtt
 
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    broker = subprocess.Popen([tool("mosquitto"), "-c", str(conf)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    broker = Broker(tmp_path)
+    broker.start()
+    port = broker.port
     received: list[tuple[str, bytes, bool]] = []
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-sub")
     client.on_message = lambda c, u, m: received.append((m.topic, m.payload, bool(m.retain)))
     subscribed = threading.Event()
     client.on_subscribe = lambda c, u, mid, codes, props: subscribed.set()
     try:
-        for _ in range(100):
-            try:
-                client.connect("127.0.0.1", port)
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise AssertionError("mosquitto did not start")
+        client.connect("127.0.0.1", port)
         client.subscribe("edgecollect/#")
         client.loop_start()
         assert subscribed.wait(15), "no SUBACK from mosquitto"  # else the bridge's first messages go nowhere
@@ -202,8 +186,7 @@ def test_mqtt_json_mode_publishes_to_a_real_mosquitto(tmp_path: Path) -> None:
         client.loop_stop()
         client.disconnect()
     finally:
-        broker.send_signal(signal.SIGTERM)
-        broker.wait(10)
+        broker.stop()
     topics = [t for t, _, _ in received]
     assert topics == ["edgecollect/mp-mqtt-01/info", "edgecollect/mp-mqtt-01/data", "edgecollect/mp-mqtt-01/error",
                       "edgecollect/mp-mqtt-01/data", "edgecollect/mp-mqtt-01/data", "edgecollect/mp-mqtt-01/error",
@@ -220,10 +203,8 @@ def test_mqtt_json_mode_publishes_to_a_real_mosquitto(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_micropython_bridge_into_a_pty_reaches_the_serial_source(tmp_path: Path) -> None:
     """End to end: bridge (unix port, fake sensors) -> socat pty pair -> SerialSource -> ring."""
-    sys.path.insert(0, str(REPO / "tests" / "sources" / "serial"))
-    from serial_helpers import Collected, counters, make_ctx, running
-
     from edgecollect.sources.serial import SerialConfig
+    from tests.sources.serial.serial_helpers import Collected, counters, make_ctx, running
 
     board, gateway = tmp_path / "board", tmp_path / "gateway"
     socat = subprocess.Popen([tool("socat"), f"pty,raw,echo=0,link={board}", f"pty,raw,echo=0,link={gateway}"],

@@ -8,7 +8,6 @@ import collections
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from edgecollect.batch import from_ipc
 from edgecollect.spool import SUFFIX, Damaged, unframe
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY_DIR = REPO / "packaging" / "gateway"
@@ -32,12 +32,6 @@ def build_gateway() -> Path:
     if proc.returncode != 0:
         raise RuntimeError(f"gateway build failed:\n{proc.stderr[-4000:]}")
     return Path(proc.stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Gateway:

@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.harness import Agent, agent_toml, wait_for
+from tests.chaos.harness import agent_toml
 from tests.chaos.load import MqttLoad, SerialLoad, start_loads
 from tests.exporters.test_tls import Pki
 from tests.gateway.gateway import Gateway, multiset, otlp_rows, spool_rows
-from tests.sources.mqtt.conftest import Broker
+from tests.support.agent import AgentProcess
+from tests.support.broker import Broker
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +33,7 @@ def _upstream(port: int, ca: Path) -> str:
 
 
 def test_gateway_forwards_agent_data_exactly(
-        running_broker: Broker, make_sink: Callable[..., Any], agents: Callable[..., Agent],
+        running_broker: Broker, make_sink: Callable[..., Any], agents: Callable[..., AgentProcess],
         pki: Pki, tmp_path: Path) -> None:
     state = tmp_path / "state"
     client_id = "gateway-test"
@@ -49,7 +51,7 @@ def test_gateway_forwards_agent_data_exactly(
             return ({"host"} if any(n.startswith("system.") for n in names) else set()) | \
                 ({"serial"} if "ser.n" in names else set()) | ({"mqtt"} if "v" in names else set())
 
-        wait_for(lambda: sources_spooled() == {"host", "serial", "mqtt"}, 120, "host, serial and MQTT points spooled")
+        wait_until(lambda: sources_spooled() == {"host", "serial", "mqtt"}, 120, "host, serial and MQTT points spooled")
     finally:
         mqtt.stop()
         serial.close()
@@ -71,8 +73,8 @@ def test_gateway_forwards_agent_data_exactly(
                     for r in tsdb.records(signal="metrics")]
             return otlp_rows(docs)
 
-        wait_for(lambda: len(received()) >= len(spooled), 180, f"{len(spooled)} points at the TSDB")
-        wait_for(lambda: not spool_rows(state / "spool"), 60, "the spool drained (every batch acked)")
+        wait_until(lambda: len(received()) >= len(spooled), 180, f"{len(spooled)} points at the TSDB")
+        wait_until(lambda: not spool_rows(state / "spool"), 60, "the spool drained (every batch acked)")
         forwarding.stop()
         got = multiset(received())
         want = multiset(spooled)

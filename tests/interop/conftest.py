@@ -3,6 +3,6 @@
 Other test directories can do the same in their own conftest.py.
 """
 
-from tests.interop.sink import go_sink
+from tests.support.sink import go_sink
 
 __all__ = ["go_sink"]

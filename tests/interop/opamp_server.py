@@ -23,6 +23,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tests.support.ports import free_port
+from tests.support.wait import wait_until
+
 SOURCE_DIR = Path(__file__).resolve().parent / "opamp"
 BINARY = Path(__file__).resolve().parent / "bin" / "opamp-server"
 
@@ -59,12 +62,6 @@ def build(binary: Path = BINARY, timeout: float = 900.0) -> Path:
             raise OpampServerError(f"go build of the OpAMP server failed:\n{proc.stderr}")
         tmp.replace(binary)
     return binary
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def decode_bytes(value: str) -> bytes:
@@ -135,15 +132,14 @@ class OpampServer:
 
     def wait_for(self, check: Callable[[list[Message]], Any], what: str, timeout: float = 90.0) -> Any:
         """Poll the recorded messages until `check` returns something truthy; return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = check(self.messages())
-            if found:
-                return found
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; "
-                                     f"{len(self.messages())} messages recorded")
-            time.sleep(0.2)
+        found: list[Any] = []
+
+        def checked() -> bool:
+            found[:] = [check(self.messages())]
+            return bool(found[0])
+
+        wait_until(checked, timeout, lambda: f"{what}; {len(self.messages())} messages recorded", pause_s=0.2)
+        return found[0]
 
 
 def uid(message: Message) -> bytes:

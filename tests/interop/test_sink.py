@@ -28,7 +28,7 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 
-from tests.interop.sink import Record, Sink, SinkError, sink_binary
+from tests.support.sink import Record, Sink, SinkError, sink_binary
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecollect.status import SOCKET_NAME, query
-from tests.core.conftest import wait_for
+from tests.support.wait import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,7 +59,7 @@ class AgentProcess:
                 return True
             return False
 
-        assert wait_for(ok, timeout_s), f"agent never showed {what}; last status {self.status()}; log:\n" + \
+        assert eventually(ok, timeout_s), f"agent never showed {what}; last status {self.status()}; log:\n" + \
             self.log.read_text()[-3000:]
         return holder[0]
 

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from tests.exporters.test_tls import Pki
-from tests.interop.opamp_server import Message, OpampServer, effective_toml, free_port, remote_status, uid
+from tests.interop.opamp_server import Message, OpampServer, effective_toml, remote_status, uid
 from tests.opamp.agents import REPO, AgentProcess, agent_config
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

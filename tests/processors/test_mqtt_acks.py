@@ -4,11 +4,8 @@ flushes the window and acks it before disconnecting, so the next start sees noth
 
 from __future__ import annotations
 
-import signal
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,24 +14,14 @@ import pytest
 from edgecollect.batch import from_ipc
 from edgecollect.spool import SUFFIX, unframe
 from edgecollect.status import SOCKET_NAME, query
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sources" / "mqtt"))
-from conftest import Broker
-from mqtt_support import Publisher, subscribe_once, wait_until
-from test_crash import start_agent
+from tests.sources.mqtt.mqtt_support import Publisher, subscribe_once
+from tests.support.agent import AgentProcess
+from tests.support.broker import Broker, broker, running_broker
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 N = 120
-
-
-@pytest.fixture(scope="module")
-def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    broker = Broker(tmp_path_factory.mktemp("mosquitto"))
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+__all__ = ["broker", "running_broker"]  # the session broker fixtures, used here
 
 
 def aggregated(spool: Path) -> tuple[int, float]:
@@ -66,9 +53,10 @@ def markers(spool: Path) -> int:
 
 
 def test_kill_9_with_an_open_window_loses_no_acked_message_and_sigterm_acks_it(
-    mosquitto: Broker,
+    running_broker: Broker,
     tmp_path: Path,
 ) -> None:
+    mosquitto = running_broker
     tag = uuid.uuid4().hex[:8]
     client_id = f"agg-{tag}"
     state, config, log = tmp_path / "state", tmp_path / "agent.toml", tmp_path / "agent.log"
@@ -99,7 +87,7 @@ functions = ["mean", "count"]
 """)
     subscribe_once(mosquitto.host, mosquitto.port, client_id, f"agg{tag}/+/+", 1)
     pub = Publisher(mosquitto.host, mosquitto.port, f"pub-{tag}")
-    agent = start_agent(config, log)
+    agent = AgentProcess(config, state, log).start()
 
     def counter(noun: str, label: str) -> int:
         try:
@@ -119,27 +107,22 @@ functions = ["mean", "count"]
         wait_until(lambda: markers(state / "spool") >= 1, 60, "the marker durable")
         time.sleep(1.0)  # room for a wrong ack to leave (only a broken build sends one)
         assert counter("acks", "durable") == 0, "a message in an open window was acked"
-        agent.send_signal(signal.SIGKILL)
-        agent.wait(30)
+        agent.kill9()
         assert aggregated(state / "spool") == (0, 0.0)
 
-        agent = start_agent(config, log)  # the broker redelivers all N and the marker: none was acked
+        agent.start()  # the broker redelivers all N and the marker: none was acked
         wait_until(lambda: counter("messages", "ok") >= N + 1, 60, f"{N + 1} messages redelivered")
         assert counter("acks", "durable") == 0
-        agent.send_signal(signal.SIGTERM)
-        assert agent.wait(30) == 0, log.read_text(errors="replace")[-3000:]
+        assert agent.stop() == 0, agent.tail(3000)
         assert aggregated(state / "spool") == (N, float(sum(range(N))))
 
-        agent = start_agent(config, log)  # acked at SIGTERM: nothing comes again
+        agent.start()  # acked at SIGTERM: nothing comes again
         wait_until(lambda: counter("connects", "subscribed") >= 1, 60, "third start subscribed")
         pub.wait_published([pub.publish(f"agg{tag}/meter/v", "1000")])
         wait_until(lambda: counter("messages", "ok") >= 1, 60, "the new message")
         assert counter("messages", "ok") == 1
-        agent.send_signal(signal.SIGTERM)
-        assert agent.wait(30) == 0
+        assert agent.stop() == 0, agent.tail(3000)
         assert aggregated(state / "spool") == (N + 1, float(sum(range(N)) + 1000))
     finally:
         pub.close()
-        if agent.poll() is None:
-            agent.kill()
-            agent.wait(10)
+        agent.kill9()

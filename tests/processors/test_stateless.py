@@ -128,7 +128,7 @@ def test_agent_runs_the_chain_and_flushes_it_into_the_spool_at_shutdown(tmp_path
     from edgecollect.batch import from_ipc
     from edgecollect.config import loads
     from edgecollect.runtime import Agent
-    from tests.core.conftest import wait_for
+    from tests.support.wait import eventually
 
     cfg = loads(f"""
 [agent]
@@ -156,7 +156,7 @@ functions = ["mean", "count"]
     }
     agent.start()
     try:
-        assert wait_for(lambda: agent.spool.stats().points > 0, 30)
+        assert eventually(lambda: agent.spool.stats().points > 0, 30)
     finally:
         agent.shutdown(10)
     names: dict[str, int] = {}

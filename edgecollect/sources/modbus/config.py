@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from edgecollect.configtypes import Duration, Range
+from edgecollect.configtypes import Duration, Key, KeyDocs, Range
 
 RegisterKind = Literal["holding", "input", "coil", "discrete"]
 DataType = Literal["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "bool"]
@@ -47,20 +47,52 @@ _ENDPOINT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]\s]+))(?
 class RegisterConfig:
     """One value read from a device: where it lives, how its words are laid out, what it means."""
 
-    metric: str  # required; metric name, e.g. "hw.power" or "meter.power.active"
-    # required; 0-based protocol address (register 40013 in a manual is holding 12)
+    metric: str
     address: Annotated[int, Range(0, 65535)]
-    kind: RegisterKind = "holding"  # holding (fc 3), input (fc 4), coil (fc 1), discrete (fc 2)
-    type: DataType | None = None  # unset: uint16 for holding/input, bool for coil/discrete
-    # one bit of an integer register, 0 = least significant; value 0 or 1
+    kind: RegisterKind = "holding"
+    type: DataType | None = None
     bit: Annotated[int | None, Range(0, 63)] = None
-    word_order: Order = "big"  # order of the 16-bit words of a 32/64-bit value ("little": CDAB)
-    byte_order: Order = "big"  # order of the two bytes within each word ("little": BADC)
-    scale: Annotated[float, Range(-10**12, 10**12)] = 1.0  # value = raw × scale + offset
+    word_order: Order = "big"
+    byte_order: Order = "big"
+    scale: Annotated[float, Range(-10**12, 10**12)] = 1.0
     offset: Annotated[float, Range(-10**12, 10**12)] = 0.0
-    unit: str = "1"  # UCUM, e.g. "W", "kW.h", "Cel", "%", "L/min"
-    metric_kind: MetricKind = "gauge"  # cumulative for meter totals (energy, volume)
-    attributes: dict[str, str] = field(default_factory=dict)  # e.g. { "electrical.phase" = "L1" }
+    unit: str = "1"
+    metric_kind: MetricKind = "gauge"
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "metric": Key("The metric name this value is reported as.", example='"meter.power.active"'),
+        "address": Key("Where the value starts: the 0-based protocol address, not the 40001-style number "
+        "of some manuals (holding register 40013 is address 12).", example="12"),
+        "kind": Key("Which of the device's four tables the value is read from.", choices={
+            "holding": "holding registers (function 3): 16-bit words, most meters' values",
+            "input": "input registers (function 4): read-only 16-bit words",
+            "coil": "coils (function 1): one bit each",
+            "discrete": "discrete inputs (function 2): read-only bits"}),
+        "type": Key("How the register words are read. Not set: uint16 for holding and input registers, "
+        "bool for coils and discrete inputs.", example='"int32"', choices={
+            "int16": "signed, 1 register", "uint16": "unsigned, 1 register",
+            "int32": "signed, 2 registers", "uint32": "unsigned, 2 registers",
+            "int64": "signed, 4 registers", "uint64": "unsigned, 4 registers",
+            "float32": "IEEE 754 single precision, 2 registers",
+            "float64": "IEEE 754 double precision, 4 registers",
+            "bool": "0 or 1: a coil or discrete input, or a register that is zero or not, 1 register"}),
+        "bit": Key("Report only this bit of an integer register, 0 being the least significant: the value "
+        "is 0 or 1 (a status word's flags, each its own metric). Not set: the whole value.", example="3"),
+        "word_order": Key("Order of the 16-bit words of a 32- or 64-bit value.", choices={
+            "big": "most significant word first (ABCD), the Modbus convention",
+            "little": "least significant word first (CDAB), as many meters send floats"}),
+        "byte_order": Key("Order of the two bytes within each word.", choices={
+            "big": "most significant byte first, the Modbus convention",
+            "little": "swapped (BADC)"}),
+        "scale": "The reported value is the raw value × scale + offset (e.g. 0.1 for a register in tenths).",
+        "offset": "Added after scale.",
+        "unit": 'Unit of the value in UCUM: "W", "kW.h", "Cel", "%", "L/min"; "1" for a plain number.',
+        "metric_kind": Key("What the value is.", choices={
+            "gauge": "a reading at that moment (power, temperature, a state)",
+            "cumulative": "a total that only grows (energy or volume meters), so rates can be computed"}),
+        "attributes": 'Attributes of this value\'s series, e.g. { "electrical.phase" = "L1" }.',
+    }
 
     def __post_init__(self) -> None:
         if not _METRIC_NAME.match(self.metric):
@@ -99,12 +131,22 @@ class RegisterConfig:
 class DeviceConfig:
     """One unit id on the bus and what to read from it."""
 
-    # required; unit id (slave address): 1..247 on RTU; 0..255 through a TCP gateway
     unit: Annotated[int, Range(0, 255)]
-    registers: tuple[RegisterConfig, ...] = ()  # the register map, in any order
-    name: str = ""  # optional device name, the modbus.device attribute of its series
-    interval: Annotated[Duration | None, Range("100ms", "1d")] = None  # unset: the source's interval
-    max_gap: Annotated[int | None, Range(0, 124)] = None  # unset: the source's max_gap
+    registers: tuple[RegisterConfig, ...] = ()
+    name: str = ""
+    interval: Annotated[Duration | None, Range("100ms", "1d")] = None
+    max_gap: Annotated[int | None, Range(0, 124)] = None
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "unit": Key("The device's unit id (slave address): 1 to 247 on a serial bus; through a TCP gateway "
+        "whatever it expects, 0 to 255.", example="1"),
+        "registers": "The values read from this device, one entry [[sources.modbus.devices.registers]] each, "
+        "in any order; neighbouring ones are read together.",
+        "name": "Names the device: its series carry it as the modbus.device attribute. Empty: no attribute.",
+        "interval": Key("How often this device is read. Not set: the source's interval.", example='"1s"'),
+        "max_gap": Key("This device's max_gap (some devices refuse reads across unmapped registers: 0). "
+                       "Not set: the source's.", example="0"),
+    }
 
     def __post_init__(self) -> None:
         if not 0 <= self.unit <= 255:
@@ -150,20 +192,39 @@ def _check_overlaps(registers: tuple[RegisterConfig, ...]) -> None:
 class ModbusConfig:
     """One bus: a TCP endpoint, or a serial port (RTU) shared by many unit ids."""
 
-    name: str  # required; the source's identity (source = "modbus.<name>") and its modbus.bus attribute
-    endpoint: str = ""  # Modbus TCP: "host:port" (port 502 when omitted); or set port for RTU
-    port: str = ""  # Modbus RTU: serial device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...
-    baud: Annotated[int, Range(50, 12_000_000)] = 9600  # bit/s (RTU)
-    parity: Parity = "N"  # RTU; the Modbus spec's default is E, most meters ship with N
-    stopbits: StopBits = 1  # RTU
-    bytesize: Annotated[int, Range(5, 8)] = 8  # RTU data bits
-    timeout: Annotated[Duration, Range("10ms", "1m")] = _ONE_SECOND  # s; one request's wait for its response
-    # s; how often each device is read (a device may override)
+    name: str
+    endpoint: str = ""
+    port: str = ""
+    baud: Annotated[int, Range(50, 12_000_000)] = 9600
+    parity: Parity = "N"
+    stopbits: StopBits = 1
+    bytesize: Annotated[int, Range(5, 8)] = 8
+    timeout: Annotated[Duration, Range("10ms", "1m")] = _ONE_SECOND
     interval: Annotated[Duration, Range("100ms", "1d")] = _TEN_SECONDS
-    max_gap: Annotated[int, Range(0, 124)] = 8  # registers; unread registers one request may span to save a round trip
-    # s; longest wait before a silent device is tried again
+    max_gap: Annotated[int, Range(0, 124)] = 8
     backoff_max: Annotated[Duration, Range("1s", "1d")] = _FIVE_MINUTES
     devices: tuple[DeviceConfig, ...] = field(default_factory=tuple)
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "name": Key("Names this bus: its counters are those of source modbus.<name> and its series carry "
+        "the modbus.bus attribute. Letters, digits, _ . -; unique among the Modbus sources.", example='"meter"'),
+        "endpoint": Key('Modbus TCP: the device or gateway as "host:port" (port 502 when left out). Set '
+        "either this or port.", example='"192.168.1.20:502"'),
+        "port": "Modbus RTU: the serial device the bus is on, e.g. /dev/ttyUSB0 or /dev/serial/by-id/... Set "
+        "either this or endpoint.",
+        "baud": "RTU: line speed in bit/s.",
+        "parity": Key("RTU: parity bit of each character (the Modbus standard says even, most meters ship "
+        "with none).", choices={"N": "none", "E": "even", "O": "odd"}),
+        "stopbits": Key("RTU: stop bits after each character.", choices={1: "one", 2: "two"}),
+        "bytesize": "RTU: data bits per character (7 or 8).",
+        "timeout": "How long one request waits for the device to answer.",
+        "interval": "How often each device is read, unless the device sets its own.",
+        "max_gap": "Unread registers one request may span to fetch two values in one round trip instead of "
+        "two; 0: never read registers that are not mapped.",
+        "backoff_max": "A device that does not answer is skipped for a time that doubles with each silent "
+        "poll, up to this, so it costs the bus one timeout per such period instead of one per request.",
+        "devices": "The devices on this bus, one entry [[sources.modbus.devices]] each (unit ids distinct).",
+    }
 
     def __post_init__(self) -> None:
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", self.name):

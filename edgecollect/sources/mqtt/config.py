@@ -8,20 +8,19 @@ ValueError saying what was expected.
 from __future__ import annotations
 
 import re
+import typing
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from edgecollect.configtypes import Duration, FieldError, Range, Secret, Size
+from edgecollect.configtypes import Duration, FieldError, Key, KeyDocs, Range, Secret, Size
 
 Format = Literal[
     "plain", "json", "influx", "tasmota", "zigbee2mqtt", "esphome", "shelly", "homeassistant", "sparkplug",
 ]
-FORMATS: tuple[str, ...] = (
-    "plain", "json", "influx", "tasmota", "zigbee2mqtt", "esphome", "shelly", "homeassistant", "sparkplug",
-)
 # Per-key overrides: a metric kind, a value type, or what to do with the key instead of a metric.
-TYPES: tuple[str, ...] = ("gauge", "cumulative", "delta", "updown", "int", "float", "state", "log", "ignore")
+TypeOverride = Literal["gauge", "cumulative", "delta", "updown", "int", "float", "state", "log", "ignore"]
+TYPES: tuple[str, ...] = typing.get_args(TypeOverride)
 Retained = Literal["drop", "if_recent", "keep"]
 
 # NewType defaults as constants (a call in a dataclass default reads as a shared mutable to linters).
@@ -38,30 +37,88 @@ _TEMPLATE_SEGMENT = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_.]*)(\.\.\.)?\}$")
 
 @dataclass(frozen=True, slots=True)
 class TlsConfig:
-    ca_file: str = ""  # PEM bundle; empty: the system trust store
-    cert_file: str = ""  # client certificate (PEM) for mutual TLS
+    ca_file: str = ""
+    cert_file: str = ""
     key_file: str = ""
-    insecure: bool = False  # skip hostname and chain checks (lab only)
+    insecure: bool = False
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "ca_file": "PEM bundle of the CAs that may sign the broker's certificate; empty: the system's.",
+        "cert_file": "Client certificate (PEM), for brokers that ask for mutual TLS.",
+        "key_file": "The private key (PEM) of cert_file.",
+        "insecure": "Accept any broker certificate (no hostname or chain check); for a lab only. The "
+        "connection is still encrypted.",
+    }
 
 
 @dataclass(frozen=True, slots=True)
 class SubscribeConfig:
-    topic: str  # filter with templates: "tele/{device}/SENSOR", "zigbee2mqtt/{device...}", "+", "#"
+    topic: str
     format: Format = "json"
-    qos: Annotated[int | None, Range(0, 2)] = None  # None: the source's qos
-    prefix: str = ""  # metric-name prefix for keys without a known name; "" = the preset's name
-    name: str = ""  # plain: metric name when the topic has no {metric} capture
-    units: dict[str, str] = field(default_factory=dict)  # key -> unit as sent ("kWh", "°C"); normalised
-    types: dict[str, str] = field(default_factory=dict)  # key -> one of TYPES
-    attributes: dict[str, str] = field(default_factory=dict)  # static attributes on every point
-    include: tuple[str, ...] = ()  # glob allow-list of keys (empty: all)
-    exclude: tuple[str, ...] = ()  # glob deny-list of keys, applied after include
-    time: Literal["auto", "receipt"] = "auto"  # auto: a payload time that carries a zone wins
-    time_key: str = ""  # json: the key holding the reading's time (ISO-8601 or epoch)
-    naive_time: Literal["receipt", "utc", "local"] = "receipt"  # payload times without a zone (Tasmota)
-    precision: Literal["auto", "s", "ms", "us", "ns"] = "ns"  # influx timestamps
-    decimal_comma: bool = False  # plain: "21,5" means 21.5
-    strip_unit: bool = False  # plain: "21.5°C" -> 21.5 with unit Cel
+    qos: Annotated[int | None, Range(0, 2)] = None
+    prefix: str = ""
+    name: str = ""
+    units: dict[str, str] = field(default_factory=dict)
+    types: dict[str, TypeOverride] = field(default_factory=dict)
+    attributes: dict[str, str] = field(default_factory=dict)
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    time: Literal["auto", "receipt"] = "auto"
+    time_key: str = ""
+    naive_time: Literal["receipt", "utc", "local"] = "receipt"
+    precision: Literal["auto", "s", "ms", "us", "ns"] = "ns"
+    decimal_comma: bool = False
+    strip_unit: bool = False
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "topic": Key("Topic filter to subscribe to, with {name} captures that become attributes: "
+        '"tele/{device}/SENSOR", "zigbee2mqtt/{device...}" ({x...} spans levels), or plain "+" and "#".',
+        example='"tele/{device}/SENSOR"'),
+        "format": Key("How payloads on this topic are read; each preset knows its devices' names and units.",
+        choices={
+            "plain": "the payload is one number (or a state word); the metric name comes from {metric} or name",
+            "json": "a JSON object; every number becomes a metric named after its (flattened) key",
+            "influx": "InfluxDB line protocol, one or more lines",
+            "tasmota": "Tasmota's tele/<topic>/SENSOR, STATE, LWT and stat/<topic>/POWER messages",
+            "zigbee2mqtt": "Zigbee2MQTT device messages and its bridge/devices list",
+            "esphome": "ESPHome's MQTT component: <node>/<component>/<id>/state and <node>/status",
+            "shelly": "Shelly Gen2+ JSON-RPC notifications and status topics",
+            "homeassistant": "Home Assistant MQTT discovery and the state topics it announces",
+            "sparkplug": "Sparkplug B (protobuf) births and data messages"}),
+        "qos": Key("MQTT quality of service for this subscription. Unset: the source's qos.", example="1"),
+        "prefix": 'Metric-name prefix for keys without a known name; empty: the preset\'s own ("tasmota.").',
+        "name": "plain: the metric name when the topic has no {metric} capture.",
+        "units": 'Unit of a key as the device sends it ({ energy = "kWh", temp = "°C" }); values are converted '
+        "to the standard unit.",
+        "types": Key('Treat a key differently from what its value suggests: { relay = "state" }.',
+        choices={
+            "gauge": "a reading at a moment (temperature)",
+            "cumulative": "a counter that only grows from a start (energy total)",
+            "delta": "an amount since the previous message",
+            "updown": "a sum that can grow and shrink (items in a queue)",
+            "int": "keep the value as a whole number",
+            "float": "keep the value as a decimal number",
+            "state": "an on/off or named state (1/0, or a value from states)",
+            "log": "a text value: keep it as a log record, not a metric",
+            "ignore": "drop the key"}),
+        "attributes": 'Fixed attributes added to every point from this topic: { room = "kitchen" }.',
+        "include": 'Keep only keys matching one of these globs (["temp*", "hum"]); empty: all keys.',
+        "exclude": "Drop keys matching one of these globs, applied after include.",
+        "time": Key("Which time a reading gets.", choices={
+            "auto": "the payload's own time when it carries a zone (or naive_time says how to read it), else "
+            "the time of receipt",
+            "receipt": "always the time the agent received the message"}),
+        "time_key": "json: the key holding the reading's time (ISO-8601 or epoch seconds); empty: none.",
+        "naive_time": Key("What a payload time without a zone (Tasmota's) means.", choices={
+            "receipt": "nothing: use the time of receipt",
+            "utc": "it is UTC",
+            "local": "it is the gateway's local time"}),
+        "precision": Key("influx: the unit of the timestamps in the lines.", choices={
+            "auto": "guess from the number of digits",
+            "s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}),
+        "decimal_comma": 'plain: "21,5" means 21.5.',
+        "strip_unit": 'plain: "21.5°C" is read as 21.5 in Cel (the unit is taken from the text).',
+    }
 
     def __post_init__(self) -> None:
         if not self.topic:
@@ -85,32 +142,69 @@ class SubscribeConfig:
 
 @dataclass(frozen=True, slots=True)
 class MqttConfig:
-    server: str = "mqtt://127.0.0.1:1883"  # mqtts:// for TLS (default port 8883)
-    client_id: str = ""  # "": edgecollect-<hostname>-<source name>, stable so the session persists
+    server: str = "mqtt://127.0.0.1:1883"
+    client_id: str = ""
     protocol: Literal["3.1.1", "5"] = "3.1.1"
-    qos: Annotated[int, Range(0, 2)] = 1  # default per subscription; >= 1 gives at-least-once into the spool
+    qos: Annotated[int, Range(0, 2)] = 1
     username: str = ""
-    password: Secret = _NO_SECRET  # env:NAME | file:PATH | literal; never logged
+    password: Secret = _NO_SECRET
     tls: TlsConfig = field(default_factory=TlsConfig)
-    keepalive: Annotated[Duration, Range("1s", "65535s")] = _KEEPALIVE  # MQTT's limit is 65535 s
+    keepalive: Annotated[Duration, Range("1s", "65535s")] = _KEEPALIVE
     connect_timeout: Annotated[Duration, Range("100ms", "5m")] = _CONNECT_TIMEOUT
     reconnect_min: Annotated[Duration, Range("10ms", "1h")] = _RECONNECT_MIN
-    reconnect_max: Annotated[Duration, Range("10ms", "1d")] = _RECONNECT_MAX  # backoff ceiling, jittered
-    clean_start: bool = False  # False: persistent session, the broker queues QoS>=1 while we are away
-    # MQTT 5 only (a 32-bit count of seconds); 3.1.1 sessions live per broker config.
-    session_expiry: Annotated[Duration, Range("0s", "49710d")] = _SESSION_EXPIRY
-    # MQTT 5 Receive Maximum; also when to ask the batcher for an early flush.
+    reconnect_max: Annotated[Duration, Range("10ms", "1d")] = _RECONNECT_MAX
+    clean_start: bool = False
+    session_expiry: Annotated[Duration, Range("0s", "49710d")] = _SESSION_EXPIRY  # MQTT 5: 32-bit seconds
     max_unacked: Annotated[int, Range(1, 65535)] = 1000
-    max_payload: Annotated[Size, Range(16, "16MiB")] = _MAX_PAYLOAD  # bigger payloads are rejected (and acked) unparsed
-    max_depth: Annotated[int, Range(1, 64)] = 8  # JSON nesting kept when flattening
-    max_keys_per_device: Annotated[int, Range(1, 100_000)] = 200  # distinct series per device.id
-    max_devices: Annotated[int, Range(1, 1_000_000)] = 10_000  # distinct device.id values tracked by the key cap
-    max_series: Annotated[int, Range(1, 1_000_000)] = 20_000  # this source's share of agent.max_series
-    retained: Retained = "if_recent"  # readings in retained messages; state and metadata always kept
-    # "if_recent": payload time at most this old.
+    max_payload: Annotated[Size, Range(16, "16MiB")] = _MAX_PAYLOAD
+    max_depth: Annotated[int, Range(1, 64)] = 8
+    max_keys_per_device: Annotated[int, Range(1, 100_000)] = 200
+    max_devices: Annotated[int, Range(1, 1_000_000)] = 10_000
+    max_series: Annotated[int, Range(1, 1_000_000)] = 20_000
+    retained: Retained = "if_recent"
     retained_max_age: Annotated[Duration, Range("1s", "30d")] = _RETAINED_MAX_AGE
-    states: dict[str, float] = field(default_factory=dict)  # extra string -> value ("heat" = 1)
+    states: dict[str, float] = field(default_factory=dict)
     subscribe: tuple[SubscribeConfig, ...] = ()
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "tls": "TLS to the broker (with an mqtts:// server): which certificates to trust and show.",
+        "subscribe": "What to subscribe to, and how to read it: any number of [[sources.mqtt.subscribe]] "
+        "entries under their source.",
+        "server": 'The broker: "mqtt://host:1883", or "mqtts://host:8883" for TLS (port 8883 by default).',
+        "client_id": "The id this source gives the broker. Empty: edgecollect-<hostname>-<source name>; it must "
+        "stay the same across restarts, or the broker forgets the session and what it queued for us.",
+        "protocol": Key("MQTT protocol version.", choices={
+            "3.1.1": "MQTT 3.1.1, spoken by every broker",
+            "5": "MQTT 5: the broker also learns max_unacked and session_expiry"}),
+        "qos": "Default MQTT quality of service of the subscriptions: 0 at most once, 1 or 2 at least once "
+        "into the spool (a message is acknowledged once its readings are on disk).",
+        "username": "User name to log in with; empty: anonymous.",
+        "password": 'Password: "env:NAME" (an environment variable), "file:PATH" (a file\'s content) or the '
+        "password itself; never logged.",
+        "keepalive": "How often the connection is checked when idle (MQTT allows up to 65535 s).",
+        "connect_timeout": "How long one connection attempt may take.",
+        "reconnect_min": "First wait before reconnecting after the broker is lost.",
+        "reconnect_max": "Longest wait between reconnect attempts (the wait grows, with jitter, up to this).",
+        "clean_start": "true: start a new session at every connect, and lose what the broker queued while the "
+        "agent was away. false: keep the session (at-least-once across restarts).",
+        "session_expiry": "MQTT 5: how long the broker keeps the session (and queues messages) while the agent "
+        "is away. With 3.1.1 the broker's own setting decides.",
+        "max_unacked": "Messages the broker may send before the agent acknowledges them (MQTT 5 Receive "
+        "Maximum); reaching it also makes the agent write its readings to disk early.",
+        "max_payload": "Bigger messages are refused unread (counted, and acknowledged so they never loop).",
+        "max_depth": "How deep nested JSON objects are followed when turning keys into metric names.",
+        "max_keys_per_device": "Most distinct metrics per device; more are refused and counted.",
+        "max_devices": "Most distinct devices whose keys are counted against max_keys_per_device.",
+        "max_series": "This source's share of agent.max_series.",
+        "retained": Key("What to do with readings in retained messages (the broker's last stored value, "
+        "which may be old). States and device metadata are always kept.", choices={
+            "drop": "ignore them",
+            "if_recent": "keep them when their payload time is within retained_max_age",
+            "keep": "always keep them"}),
+        "retained_max_age": 'With retained = "if_recent": the oldest payload time kept.',
+        "states": 'Extra state words and the number each one means: { heat = 1, idle = 0 } (on/off, true/false, '
+        "online/offline are known).",
+    }
 
     def __post_init__(self) -> None:
         # Ranges of single values are declared on the fields (config.py checks them when loading);

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from edgecollect.configtypes import Duration, FieldError, Range
+from edgecollect.configtypes import Duration, FieldError, Key, KeyDocs, Range
 
 Framing = Literal["slf1", "nmea", "csv", "kv", "jsonl", "influx", "regex"]
 Parity = Literal["N", "E", "O"]
@@ -46,23 +46,51 @@ class SerialConfig:
     board that comes back under a new ttyUSBn is found; a URL is anything pyserial's
     serial_for_url understands (socket://host:port for ser2net, rfc2217://...)."""
 
-    port: str  # required; a path, a glob (/dev/serial/by-id/usb-*) or a pyserial URL (socket://h:p)
-    baud: Annotated[int, Range(50, 12_000_000)] = 115200  # bit/s
+    port: str
+    baud: Annotated[int, Range(50, 12_000_000)] = 115200
     parity: Parity = "N"
     stopbits: StopBits = 1
-    bytesize: Annotated[int, Range(5, 8)] = 8  # data bits
+    bytesize: Annotated[int, Range(5, 8)] = 8
     framing: Framing = "slf1"
-    header: tuple[str, ...] = ()  # csv column names; "@name" makes a column an attribute, "" skips it
-    pattern: str = ""  # regex framing: named groups; numeric groups become metrics, attr_<k> attributes
-    prefix: str = ""  # prepended to every metric name, e.g. "greenhouse."
-    units: dict[str, str] = field(default_factory=dict)  # metric (or key) -> UCUM, unless an I frame said
-    log_patterns: tuple[str, ...] = DEFAULT_LOG_PATTERNS  # non-data lines that become log records
-    reopen_backoff_max: Annotated[Duration, Range("10ms", "1h")] = _BACKOFF_MAX  # cap of the jittered reopen backoff
-    # Bytes from start to \n; 0 = framing default (255 for slf1/nmea, 4096 others).
+    header: tuple[str, ...] = ()
+    pattern: str = ""
+    prefix: str = ""
+    units: dict[str, str] = field(default_factory=dict)
+    log_patterns: tuple[str, ...] = DEFAULT_LOG_PATTERNS
+    reopen_backoff_max: Annotated[Duration, Range("10ms", "1h")] = _BACKOFF_MAX
     max_line: Annotated[int, Range(0, 1_048_576)] = 0
-    # How often a blocked read checks for shutdown.
     read_timeout: Annotated[Duration, Range("1ms", "5s")] = _READ_TIMEOUT
-    max_series: Annotated[int, Range(1, 1_000_000)] = 5_000  # this source's share of agent.max_series
+    max_series: Annotated[int, Range(1, 1_000_000)] = 5_000
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "port": Key("The device: a path, a glob (/dev/serial/by-id/usb-*, its first match, looked up again at "
+        "every reopen) or a pyserial URL (socket://host:port for ser2net, rfc2217://...).",
+        example='"/dev/ttyUSB0"'),
+        "baud": "Line speed in bit/s.",
+        "parity": Key("Parity bit of each character.", choices={"N": "none", "E": "even", "O": "odd"}),
+        "stopbits": Key("Stop bits after each character.", choices={1: "one", 2: "two"}),
+        "bytesize": "Data bits per character.",
+        "framing": Key("What one line of the device's output looks like.", choices={
+            "slf1": "SLF/1 sensor line frames, with sequence numbers and a checksum",
+            "nmea": "NMEA 0183 GPS sentences (GGA, RMC, GSA)",
+            "csv": "comma-separated values, named by header",
+            "kv": "key=value pairs: temp=21.5 hum=40",
+            "jsonl": 'one JSON object per line: {"temp": 21.5}',
+            "influx": "InfluxDB line protocol",
+            "regex": "any text, read with the named groups of pattern"}),
+        "header": 'csv: the column names; "@name" makes a column an attribute, "" skips it.',
+        "pattern": "regex: a Python regular expression; numeric named groups become metrics, groups named "
+        "attr_<name> attributes.",
+        "prefix": 'Put before every metric name, e.g. "greenhouse.".',
+        "units": 'Unit of a metric (or key) in UCUM ({ temp = "Cel" }), unless the device says it (SLF/1).',
+        "log_patterns": "Lines matching one of these regular expressions are kept as log records (crash "
+        "traces, boot banners), not counted as bad data.",
+        "reopen_backoff_max": "Longest wait between attempts to reopen a missing or failed port.",
+        "max_line": "Longest line in bytes; longer ones are refused and counted. 0: the framing's own limit "
+        "(255 for slf1 and nmea, 4096 for the others).",
+        "read_timeout": "How often a blocked read checks whether the agent is stopping.",
+        "max_series": "This source's share of agent.max_series.",
+    }
 
     def __post_init__(self) -> None:
         # Ranges of single values are declared on the fields and checked when the file is loaded;

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from edgecollect.configtypes import Duration, Range
+from edgecollect.configtypes import Duration, Key, KeyDocs, Range
 
 _TEN_SECONDS = Duration(10.0)
 W1_DEVICES = "sys/bus/w1/devices"
@@ -26,13 +26,22 @@ HWMON_INPUT = re.compile(r"^(in|fan|curr|power|energy|humidity)(\d+)_input$")
 class SysfsConfig:
     """1-Wire thermometers (w1_therm), IIO sensors (BME280, HTU21, DHT...) and hwmon chips."""
 
-    # "auto" reads only where, at start, the board has a 1-Wire bus, an IIO device or hwmon inputs
-    # the host source does not report (sensors added later on such a bus are found by the rescan
-    # each interval); "on" reads even when none is there yet; "off" never.
-    enabled: Literal["auto", "on", "off"] = "auto"  # auto: only where the buses exist at start; on; off
-    # s; a DS18B20 conversion takes 750 ms, each sensor in turn
+    enabled: Literal["auto", "on", "off"] = "auto"
     interval: Annotated[Duration, Range("100ms", "1d")] = _TEN_SECONDS
-    root: str = "/"  # where /sys lives (tests point this at a recorded tree)
+    root: str = "/"
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "enabled": Key("Whether the sensors the kernel exposes under /sys are read: 1-Wire thermometers "
+        "(DS18B20), IIO sensors (BME280, HTU21, DHT...) and hwmon chips (voltages, fans, currents, power, humidity; "
+        "hwmon temperatures are the host source's).", choices={
+            "auto": "only if, at start, the board has a 1-Wire bus, an IIO device or such hwmon inputs "
+            "(sensors added later on those are found by the rescan each interval)",
+            "on": "always, even when none is there yet",
+            "off": "never"}),
+        "interval": "How often every sensor is read (and the buses rescanned for added or removed ones). "
+        "A DS18B20 takes 750 ms per reading, one sensor after another.",
+        "root": 'Where the /sys tree is found; "/" on a gateway (tests point it at a recorded tree).',
+    }
 
     def __post_init__(self) -> None:
         if self.interval <= 0:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from edgecollect.clock import Clock
 from edgecollect.model import LogRecord, SeriesRegistry
 from edgecollect.sources.base import SourceContext
 from edgecollect.telemetry import Telemetry
+from tests.support.wait import wait_until
 
 
 def make_ctx(name: str = "modbus.test", kind: str = "modbus") -> SourceContext:
@@ -56,12 +56,9 @@ class Collected:
         return [str(r.body) for r in self.logs]
 
     def wait_for(self, cond: Callable[[Collected], bool], what: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond(self.pull()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}: {len(self.samples)} samples, "
-                                     f"counters {requests(self.ctx)}, logs {self.log_texts()}")
-            time.sleep(0.02)
+        """Bounded wait for a condition on what arrived; fails with `what` if it never holds."""
+        wait_until(lambda: cond(self.pull()), timeout, lambda: f"{what}: {len(self.samples)} samples, "
+                   f"counters {requests(self.ctx)}, logs {self.log_texts()}")
 
 
 def requests(ctx: SourceContext, unit: int | None = None) -> dict[int, dict[str, int]]:

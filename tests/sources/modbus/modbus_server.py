@@ -16,7 +16,6 @@ import contextlib
 import functools
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -136,12 +135,6 @@ class Server:
     def count(self, unit: int | None = None) -> int:
         with self._lock:
             return sum(1 for r in self.requests if unit is None or r.unit == unit)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager

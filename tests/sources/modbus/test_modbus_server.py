@@ -15,7 +15,8 @@ from edgecollect.config import load
 from edgecollect.sources.modbus.config import DeviceConfig, ModbusConfig, RegisterConfig
 from edgecollect.sources.modbus.source import ModbusSource
 from tests.sources.modbus.modbus_helpers import Collected, make_ctx, requests, running
-from tests.sources.modbus.modbus_server import DataType, Server, bits, free_port, pty_pair, registers, typed
+from tests.sources.modbus.modbus_server import DataType, Server, bits, pty_pair, registers, typed
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -286,7 +287,7 @@ def test_the_sdm630_preset_reads_an_emulated_meter_in_two_requests(server: Serve
 def test_the_agent_runs_a_modbus_source_from_its_config_into_the_spool(server: Server, tmp_path: Path) -> None:
     from edgecollect.config import loads
     from edgecollect.runtime import Agent
-    from tests.core.conftest import wait_for
+    from tests.support.wait import eventually
 
     port = free_port()
     server.serve_tcp([server.device(1, hr=[registers(0, [321])])], port)
@@ -311,8 +312,8 @@ interval = "200ms"
     try:
         ok = agent.telemetry.find("edgecollect.modbus.requests", source="modbus.meter", **{"modbus.unit": 1})
         assert ok is not None
-        assert wait_for(lambda: ok.value("ok") >= 3)
-        assert wait_for(lambda: agent.spool.stats().points >= 3)
+        assert eventually(lambda: ok.value("ok") >= 3)
+        assert eventually(lambda: agent.spool.stats().points >= 3)
     finally:
         agent.shutdown(5)
 

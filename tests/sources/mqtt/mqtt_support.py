@@ -1,7 +1,9 @@
-"""Helpers shared by the MQTT tests: a real SourceContext, a stand-in batcher, golden comparison."""
+"""Helpers shared by the MQTT tests: a real SourceContext, a stand-in batcher, golden data and its
+comparison, a real paho publisher."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -14,6 +16,7 @@ from edgecollect.clock import Clock
 from edgecollect.model import Point, SeriesRegistry
 from edgecollect.sources.base import SourceContext
 from edgecollect.telemetry import Telemetry
+from tests.support.wait import wait_until
 
 DATA = Path(__file__).parent / "data"
 
@@ -86,6 +89,15 @@ class FileSink:
             self.ctx.ring.mark_durable(drained.max_token)
 
 
+def payload_of(message: dict[str, Any]) -> bytes:
+    """A golden message's payload as bytes (written as JSON, hex or text in the data files)."""
+    if "payload_json" in message:
+        return json.dumps(message["payload_json"], separators=(",", ":")).encode()
+    if "payload_hex" in message:
+        return bytes.fromhex(message["payload_hex"])
+    return str(message["payload"]).encode("utf-8")
+
+
 def point_dict(point: Point) -> dict[str, Any]:
     return {
         "name": point.series.name,
@@ -132,23 +144,6 @@ def match_points(expected: list[dict[str, Any]], actual: list[Point]) -> list[st
             problems.append(f"missing {want}")
     problems.extend(f"unexpected {got}" for got in remaining)
     return problems
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll `condition`; fail the test (not time it) if it never holds within a generous bound."""
-    import time
-
-    import pytest
-
-    deadline = time.monotonic() + timeout_s
-    pause = 0.0002
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(pause)
-        pause = min(0.02, pause * 2)
-    if not condition():
-        pytest.fail(f"timed out after {timeout_s:.0f} s waiting for: {what}")
 
 
 class Publisher:

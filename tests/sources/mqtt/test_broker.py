@@ -15,13 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Broker
-from mqtt_support import FileSink, Publisher, make_context, read_values, wait_until
 
 from edgecollect.buffer import Ring
 from edgecollect.configtypes import Duration
 from edgecollect.sources.base import SourceContext
 from edgecollect.sources.mqtt import MqttConfig, MqttSource, SubscribeConfig
+from tests.sources.mqtt.mqtt_support import FileSink, Publisher, make_context, read_values
+from tests.support.broker import Broker
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 

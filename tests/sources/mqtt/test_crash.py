@@ -7,22 +7,21 @@ and `edgecollect.batch.from_ipc`. Duplicates are expected (at-least-once) and re
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import Broker
-from mqtt_support import Publisher, subscribe_once, wait_until
 
 from edgecollect.batch import batch_format, from_ipc
 from edgecollect.spool import SUFFIX, unframe
 from edgecollect.status import SOCKET_NAME, query
+from tests.sources.mqtt.mqtt_support import Publisher, subscribe_once
+from tests.support.agent import AgentProcess
+from tests.support.broker import Broker
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -89,14 +88,6 @@ class SpoolReader:
         return [v for vs in self._seen.values() for v in vs]
 
 
-def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    out = open(log, "ab")  # noqa: SIM115 - handed to the child, closed with it
-    return subprocess.Popen(
-        [sys.executable, "-m", "edgecollect", "run", "-c", str(config)],
-        stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
 def test_kill_9_twice_loses_no_qos1_message(running_broker: Broker, tmp_path: Path) -> None:
     broker = running_broker
     tag = uuid.uuid4().hex[:8]
@@ -120,7 +111,7 @@ def test_kill_9_twice_loses_no_qos1_message(running_broker: Broker, tmp_path: Pa
         pub.wait_published(infos)
         acked[0] = TOTAL
 
-    agent = start_agent(config, log)
+    agent = AgentProcess(config, state, log).start()
     publisher = threading.Thread(target=publish_all, daemon=True)
     kills = 0
     try:
@@ -131,10 +122,9 @@ def test_kill_9_twice_loses_no_qos1_message(running_broker: Broker, tmp_path: Pa
             before = len(reader.values())
             wait_until(lambda at=at, before=before: acked[0] >= at and len(reader.values()) >= before + 1000,
                        180, f"{at} published and the agent spooling")
-            agent.send_signal(signal.SIGKILL)
-            agent.wait(30)
+            agent.kill9()
             kills += 1
-            agent = start_agent(config, log)
+            agent.start()
         publisher.join(300)
         assert acked[0] == TOTAL, "publisher finished"
         expected = set(range(TOTAL))
@@ -147,17 +137,11 @@ def test_kill_9_twice_loses_no_qos1_message(running_broker: Broker, tmp_path: Pa
             missing = sorted(expected - set(values))
             print(f"\nkill -9 x{kills}: {TOTAL} published, {len(values)} spooled, {len(counts)} distinct, "
                   f"{duplicates} duplicates, {len(missing)} missing {missing[:10]}")
-        assert agent.poll() is None, "the restarted agent is running"
+        assert agent.alive, "the restarted agent is running"
     finally:
         pub.close()
-        if agent.poll() is None:
-            agent.send_signal(signal.SIGTERM)
-            try:
-                agent.wait(30)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-        if agent.returncode not in (0, -signal.SIGTERM, None):
-            print(log.read_text(errors="replace")[-4000:])
+        if agent.stop() not in (0, -signal.SIGTERM, None):
+            print(agent.tail())
     assert kills == 2
 
 
@@ -175,7 +159,7 @@ def test_sigterm_spools_and_acks_what_it_holds_so_a_restart_sees_no_redelivery(
     agent_config(config, state, broker, client_id, f"term{tag}/{{device}}/{{metric}}", "30s", "5")
     reader = SpoolReader(state / "spool", "v")
     pub = Publisher(broker.host, broker.port, f"pub-{tag}")
-    agent = start_agent(config, log)
+    agent = AgentProcess(config, state, log).start()
     n = 300
 
     def counter(noun: str, label: str) -> int:
@@ -184,7 +168,7 @@ def test_sigterm_spools_and_acks_what_it_holds_so_a_restart_sees_no_redelivery(
             status = query(state / SOCKET_NAME)
         except (OSError, ValueError):
             return -1
-        if status.get("pid") != agent.pid:
+        if agent.proc is None or status.get("pid") != agent.proc.pid:
             return -1
         return int(status["counters"].get(f"edgecollect.mqtt.{noun}{{source=mqtt.0}}", {}).get(label, 0))
 
@@ -196,15 +180,13 @@ def test_sigterm_spools_and_acks_what_it_holds_so_a_restart_sees_no_redelivery(
         pub.wait_published([pub.publish(f"term{tag}/meter/v", str(i)) for i in range(n)])
         wait_until(lambda: received() >= n, 60, f"{n} messages in the agent")
         assert reader.values() == [], "nothing spooled yet: the acks are still owed"
-        agent.send_signal(signal.SIGTERM)
-        assert agent.wait(30) == 0, log.read_text(errors="replace")[-3000:]
+        assert agent.stop() == 0, agent.tail(3000)
         assert sorted(reader.values()) == list(range(n)), "shutdown flushed the ring into the spool"
-        agent = start_agent(config, log)
+        agent.start()
         wait_until(lambda: counter("connects", "subscribed") >= 1, 60, "restarted agent subscribed")
         pub.wait_published([pub.publish(f"term{tag}/meter/v", "-1")])
         wait_until(lambda: received() >= 1, 60, "the sentinel in the restarted agent")
-        agent.send_signal(signal.SIGTERM)  # its shutdown flush spools the sentinel (and any redelivery)
-        assert agent.wait(30) == 0
+        assert agent.stop() == 0  # its shutdown flush spools the sentinel (and any redelivery)
         counts = Counter(reader.values())
         redelivered = sum(c - 1 for v, c in counts.items() if v >= 0)
         print(f"\nSIGTERM: {n} held unacked at the stop, {redelivered} delivered again after the restart")
@@ -212,6 +194,4 @@ def test_sigterm_spools_and_acks_what_it_holds_so_a_restart_sees_no_redelivery(
         assert redelivered == 0, "shutdown must flush before the sources finish, so they can ack"
     finally:
         pub.close()
-        if agent.poll() is None:
-            agent.send_signal(signal.SIGTERM)
-            agent.wait(30)
+        agent.stop()

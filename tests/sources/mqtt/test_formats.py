@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mqtt_support import DATA, make_context, match_points
 
 from edgecollect.sources.mqtt import MqttConfig, MqttSource, SubscribeConfig
+from tests.sources.mqtt.mqtt_support import DATA, make_context, match_points, payload_of
 
 GOLDEN = sorted((DATA / "golden").glob("*.json"))
 CASES = [
@@ -30,14 +30,6 @@ def source_for(case: dict[str, Any]) -> MqttSource:
         for sub in case["subscribe"]
     )
     return MqttSource(MqttConfig(subscribe=subs, **case.get("source", {})), make_context())
-
-
-def payload_of(message: dict[str, Any]) -> bytes:
-    if "payload_json" in message:
-        return json.dumps(message["payload_json"], separators=(",", ":")).encode()
-    if "payload_hex" in message:
-        return bytes.fromhex(message["payload_hex"])
-    return str(message["payload"]).encode("utf-8")
 
 
 def test_every_preset_has_golden_data() -> None:

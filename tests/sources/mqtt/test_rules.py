@@ -6,7 +6,6 @@ import json
 import time
 
 import pytest
-from mqtt_support import make_context
 
 from edgecollect.model import Point, Series
 from edgecollect.sources.mqtt import MqttConfig, MqttSource, SubscribeConfig
@@ -14,6 +13,7 @@ from edgecollect.sources.mqtt.client import KeyGuard
 from edgecollect.sources.mqtt.formats.homeassistant import template_path
 from edgecollect.sources.mqtt.formats.units import convert
 from edgecollect.sources.mqtt.topics import capture_attributes, compile_template
+from tests.sources.mqtt.mqtt_support import make_context
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from mqtt_support import make_context, match_points
 
 from edgecollect.sources.mqtt import MqttConfig, MqttSource, SubscribeConfig
+from tests.sources.mqtt.mqtt_support import make_context, match_points
 
 F = descriptor_pb2.FieldDescriptorProto
 

@@ -13,16 +13,17 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import Broker
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from mqtt_support import make_context, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgecollect.configtypes import Duration, Secret
 from edgecollect.sources.mqtt import MqttConfig, MqttSource, SubscribeConfig, TlsConfig
+from tests.sources.mqtt.mqtt_support import make_context
+from tests.support.broker import Broker
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 

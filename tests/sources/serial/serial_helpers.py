@@ -1,12 +1,11 @@
 """Shared pieces of the serial tests: a real SourceContext, readers of what reached the ring,
-the golden vectors file, and a source thread runner. (No conftest: a module name that cannot
-collide with pyserial's `serial` package or other test directories.)"""
+the golden vectors file, a source thread runner, and a pty pair that can be unplugged."""
 
 from __future__ import annotations
 
 import json
+import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from edgecollect.model import LogRecord, SeriesRegistry
 from edgecollect.sources.base import SourceContext
 from edgecollect.sources.serial import SerialConfig, SerialSource
 from edgecollect.telemetry import Telemetry
+from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 GOLDEN_PATH = REPO / "firmware-bridges" / "slf1" / "golden.json"
@@ -83,17 +83,12 @@ class Collected:
 
     def wait_for(self, cond: Callable[[Collected], bool], timeout: float = 10.0, what: str = "") -> None:
         """Bounded wait for a condition on what arrived; fails with `what` if it never holds."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def arrived() -> bool:
             self.pull()
-            if cond(self):
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out waiting for {what or cond}: {len(self.samples)} samples, "
-                    f"counters {counters(self.ctx)}"
-                )
-            time.sleep(0.01)
+            return cond(self)
+
+        wait_until(arrived, timeout, lambda: f"{what or cond}: {len(self.samples)} samples, "
+                   f"counters {counters(self.ctx)}", pause_s=0.01)
 
 
 def counters(ctx: SourceContext) -> dict[str, dict[str, int]]:
@@ -128,3 +123,28 @@ def running(cfg: SerialConfig, ctx: SourceContext) -> Iterator[SerialSource]:
         thread.join(10)
         assert not thread.is_alive(), "SerialSource.run did not return after stop"
         assert not errors, f"SerialSource.run raised {errors[0]!r}"
+
+
+class Pty:
+    """A pty pair whose slave is reachable under a stable symlink, like /dev/serial/by-id/..."""
+
+    def __init__(self, link: Path) -> None:
+        self.link = link
+        self.master = -1
+        self.slave = -1
+
+    def plug(self) -> None:
+        self.master, self.slave = os.openpty()
+        tmp = self.link.with_suffix(".new")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(os.ttyname(self.slave))
+        tmp.replace(self.link)
+
+    def unplug(self) -> None:
+        self.link.unlink(missing_ok=True)
+        os.close(self.master)
+        os.close(self.slave)
+        self.master = self.slave = -1
+
+    def write(self, data: bytes) -> None:
+        os.write(self.master, data)

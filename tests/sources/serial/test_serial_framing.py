@@ -7,12 +7,12 @@ import binascii
 import math
 
 import pytest
-from serial_helpers import b, golden
 
 from edgecollect.model import Point
 from edgecollect.sources.serial import SerialConfig
 from edgecollect.sources.serial.framing import make_parser, slf1
 from edgecollect.sources.serial.framing._common import OUTCOMES
+from tests.sources.serial.serial_helpers import b, golden
 
 G = golden()
 

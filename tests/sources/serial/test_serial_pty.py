@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from serial_helpers import Collected, counters, frames, make_ctx, running
 
 from edgecollect.configtypes import Duration
 from edgecollect.sources.serial import SerialConfig, SerialSource
 from edgecollect.sources.serial.framing import slf1
 from edgecollect.sources.serial.port import LineSplitter, close_port, open_port, read_chunk
+from tests.sources.serial.serial_helpers import Collected, Pty, counters, frames, make_ctx, running
 
 pytestmark = pytest.mark.integration
 
@@ -26,31 +26,6 @@ def frame(seq: int, dev: str = "pty-01", **values: str) -> bytes:
 
 def opens(ctx: object) -> int:
     return counters(ctx).get("port_opens", {}).get("", 0)  # type: ignore[arg-type]
-
-
-class Pty:
-    """A pty pair whose slave is reachable under a stable symlink, like /dev/serial/by-id/..."""
-
-    def __init__(self, link: Path) -> None:
-        self.link = link
-        self.master = -1
-        self.slave = -1
-
-    def plug(self) -> None:
-        self.master, self.slave = os.openpty()
-        tmp = self.link.with_suffix(".new")
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(os.ttyname(self.slave))
-        tmp.replace(self.link)
-
-    def unplug(self) -> None:
-        self.link.unlink(missing_ok=True)
-        os.close(self.master)
-        os.close(self.slave)
-        self.master = self.slave = -1
-
-    def write(self, data: bytes) -> None:
-        os.write(self.master, data)
 
 
 def test_pty_end_to_end_names_units_attributes(tmp_path: Path) -> None:

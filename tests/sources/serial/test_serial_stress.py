@@ -24,12 +24,12 @@ import re
 import threading
 
 import pytest
-from serial_helpers import Collected, counters, frames, make_ctx, running
 
 from edgecollect.sources.serial import SerialConfig, SerialSource
 from edgecollect.sources.serial.config import DEFAULT_LOG_PATTERNS
 from edgecollect.sources.serial.framing import slf1
 from edgecollect.sources.serial.port import LineSplitter
+from tests.sources.serial.serial_helpers import Collected, counters, frames, make_ctx, running
 
 CLASSES = (
     "flip_body",

@@ -180,7 +180,7 @@ class Builder:
             if override == "ignore":
                 return
             if override in ("gauge", "cumulative", "delta", "updown"):
-                kind = override  # type: ignore[assignment]
+                kind = override
             elif override == "state":
                 state = True
             elif override == "log":

@@ -37,7 +37,6 @@ ABBREVIATIONS = {
     "stat_cla": "state_class", "val_tpl": "value_template", "uniq_id": "unique_id", "dev": "device",
     "avty_t": "availability_topic", "json_attr_t": "json_attributes_topic", "obj_id": "object_id",
 }
-DEVICE_ABBREVIATIONS = {"ids": "identifiers", "mf": "manufacturer", "mdl": "model", "name": "name"}
 STATE_CLASS_KINDS: dict[str, Kind] = {
     "measurement": "gauge", "total_increasing": "cumulative", "total": "updown",
 }

@@ -34,8 +34,6 @@ from edgecollect.sources.mqtt.formats.common import INT64_MAX, Builder, Message,
 
 Field = tuple[int, int, "int | bytes"]
 SIGNED_BITS = {1: 8, 2: 16, 3: 32, 4: 64}
-UNSIGNED = frozenset({5, 6, 7, 8})
-FLOATS = frozenset({9, 10})
 BOOLEAN, STRING, DATETIME, TEXT = 11, 12, 13, 14
 UNIT_KEYS = ("engUnit", "uom", "unit", "EngUnit")
 MAX_NODES = 1_000  # edge nodes / devices whose BIRTH we remember (oldest forgotten first)

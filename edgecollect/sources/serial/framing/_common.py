@@ -93,6 +93,3 @@ class SeriesMaker:
 
 def reject(outcome: str) -> Parsed:
     return Parsed(outcome=outcome)
-
-
-OK_EMPTY = Parsed()

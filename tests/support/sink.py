@@ -1,4 +1,4 @@
-"""Build, run and inspect the Go reference OTel-Arrow sink (tests/interop/*.go).
+"""Build, run and inspect the Go reference OTel-Arrow sink (its Go code is tests/interop/*.go).
 
 The sink decodes Arrow streams with the real Go consumer (``arrow_record.Consumer``)
 and serves plain OTLP over gRPC and HTTP. Everything it decoded lands in a
@@ -6,7 +6,7 @@ JSON-lines file that this helper parses. See README.md next to this file.
 
 Typical use::
 
-    from tests.interop.sink import Sink
+    from tests.support.sink import Sink
 
     with Sink(tmp_path / "sink.jsonl") as sink:
         exporter_config = {"endpoint": sink.grpc_address}
@@ -15,8 +15,8 @@ Typical use::
         ...
         records = sink.wait_for_records(3)
 
-or, as a pytest fixture, ``from tests.interop.sink import go_sink`` in a test module
-(or a conftest.py) and take ``go_sink`` as an argument.
+or, as pytest fixtures imported into a folder's conftest.py: ``go_sink`` (a started sink), or
+``make_sink`` (``make_sink(**options)`` -> a Sink not yet started; all stopped at the end).
 """
 
 from __future__ import annotations
@@ -47,10 +47,12 @@ __all__ = [
     "build_sink",
     "go_available",
     "go_sink",
+    "go_sink_binary",
+    "make_sink",
     "sink_binary",
 ]
 
-INTEROP_DIR = Path(__file__).resolve().parent
+INTEROP_DIR = Path(__file__).resolve().parents[1] / "interop"
 BINARY = INTEROP_DIR / "bin" / "sink"
 # Built with -tags nogzip: a gRPC server without the gzip codec, as some OTLP servers are.
 BINARY_NO_GZIP = INTEROP_DIR / "bin" / "sink-nogzip"
@@ -458,4 +460,25 @@ def go_sink(tmp_path: Path) -> Iterator[Sink]:
     try:
         yield sink
     finally:
+        sink.stop()
+
+
+@pytest.fixture(scope="session")
+def go_sink_binary() -> Path:
+    """The sink binary, built (if stale) once per session."""
+    return sink_binary()
+
+
+@pytest.fixture
+def make_sink(go_sink_binary: Path, tmp_path: Path) -> Iterator[Callable[..., Sink]]:
+    """``make_sink(**options)`` -> a Sink (not yet started) in tmp_path; every one is stopped at the end."""
+    sinks: list[Sink] = []
+
+    def make(**options: Any) -> Sink:
+        sink = Sink(tmp_path / f"sink{len(sinks)}.jsonl", binary=go_sink_binary, **options)
+        sinks.append(sink)
+        return sink
+
+    yield make
+    for sink in sinks:
         sink.stop()
