@@ -40,6 +40,7 @@ _TEN_SECONDS = Duration(10.0)
 _FOUR_SECONDS = Duration(4.0)
 _ONE_MIB = Size(1024 * 1024)
 _256_MIB = Size(256 * 1024**2)
+_EIGHT_MIB = Size(8 * 1024**2)
 _THIRTY_DAYS = Duration(30 * 86400.0)
 
 
@@ -92,10 +93,17 @@ class SpoolConfig:
     when_full: Overflow = "drop_oldest"
     # Why one fsync suffices on ext4/f2fs/xfs/btrfs: see spool.py's docstring.
     sync: Literal["file", "file+dir"] = "file"  # file: one fsync per batch; file+dir: also the directory
+    # write_behind: with a healthy upstream a batch is spooled only if not acked within
+    # write_behind_timeout (or at stop); always: every batch is fsync'd before it is sent.
+    mode: Literal["write_behind", "always"] = "write_behind"
+    write_behind_timeout: Duration = _FOUR_SECONDS  # longest wait for the upstream's ack before spooling
+    write_behind_max_bytes: Size = _EIGHT_MIB  # memory for batches held unspooled (beyond: spooled)
 
     def __post_init__(self) -> None:
         if self.max_size < 4096:
             raise ValueError("max_size must be at least 4KiB")
+        if self.write_behind_timeout <= 0:
+            raise ValueError("write_behind_timeout must be positive")
 
 
 # Source kinds that are arrays of tables, and where their config dataclass lives. Imported lazily

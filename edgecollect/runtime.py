@@ -125,7 +125,13 @@ class Agent:
         if self.cfg.upstream is not None:
             from edgecollect.exporters.base import Forwarder
 
-            self.forwarder = Forwarder(self.cfg.upstream, self.spool, self.telemetry, self.stop_event)
+            behind = None
+            if self.cfg.spool.mode == "write_behind":
+                from edgecollect.writebehind import make_write_behind
+
+                behind = make_write_behind(self.cfg.spool, self.spool, self.telemetry, self.stop_event)
+                self.batcher.set_behind(behind)
+            self.forwarder = Forwarder(self.cfg.upstream, self.spool, self.telemetry, self.stop_event, behind=behind)
 
     def _on_written(self) -> None:
         if self.forwarder is not None:

@@ -24,16 +24,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from edgecollect.errors import SpoolFault
 from edgecollect.exporters.upstream import UpstreamConfig
 from edgecollect.telemetry import Telemetry
+from edgecollect.writebehind import HELD_BASE
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from edgecollect.spool import Spool, SpooledBatch
+    from edgecollect.writebehind import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +182,7 @@ class Forwarder:
         *,
         exporter_factory: ExporterFactory | None = None,
         rng: random.Random | None = None,
+        behind: WriteBehind | None = None,
     ) -> None:
         self._cfg = cfg
         self._spool = spool
@@ -186,6 +190,9 @@ class Forwarder:
         self._wake = threading.Event()
         self._rng = rng or random.Random()
         self._exporter = (exporter_factory or make_exporter)(cfg, telemetry, self._wake.set)
+        self._behind = behind
+        if behind is not None:
+            behind.set_wake(self._wake.set)
         self._in_flight: dict[int, _Flight] = {}
         self._queue: dict[Signal, deque[SpooledBatch]] = {s: deque() for s in SIGNALS}  # next to send
         self._failures = 0
@@ -227,9 +234,11 @@ class Forwarder:
             for delivery in self._exporter.close(CLOSE_TIMEOUT_S):
                 self._handle(delivery)
             self._collect()
+            self._spill_due()  # stopping: what the upstream did not ack by now goes to disk
 
     def _step(self) -> None:
         self._collect()
+        self._spill_due()
         pause = self._resume_at - time.monotonic()
         if pause > 0:
             # Backoff: new batches don't bring the upstream back, so only stop wakes us.
@@ -240,7 +249,28 @@ class Forwarder:
         if self._stop.is_set() or self._resume_at > time.monotonic():
             return
         # Deliveries and notify() set the wake event, so this returns as soon as there is work.
-        self._wake.wait(self._rate_wait() or (ACTIVE_WAIT_S if self._in_flight else IDLE_WAIT_S))
+        timeout = self._rate_wait() or (ACTIVE_WAIT_S if self._in_flight else IDLE_WAIT_S)
+        deadline = self._behind.deadline() if self._behind is not None else None
+        if deadline is not None:
+            timeout = min(timeout, max(0.0, deadline - time.monotonic()))
+        self._wake.wait(timeout)
+
+    def _spill_due(self) -> None:
+        if self._behind is None:
+            return
+        try:
+            self._behind.spill_due()
+        except SpoolFault as exc:
+            log.error("upstream: cannot spool held batches (%s); they stay in memory", exc)
+
+    def _spill_all(self) -> None:
+        """The upstream is not healthy: every held batch goes to the spool, in cut order."""
+        if self._behind is None:
+            return
+        try:
+            self._behind.failed()
+        except SpoolFault as exc:
+            log.error("upstream: cannot spool held batches (%s); they stay in memory", exc)
 
     def _rate_wait(self) -> float:
         return self._bucket.wait_s() if self._bucket is not None else 0.0
@@ -257,9 +287,11 @@ class Forwarder:
                     listed = self._spool.oldest(busy + self._cfg.max_in_flight + PREFETCH, signal)
                     queue.extend(b for b in listed if b.id not in self._in_flight)
                     if not queue:
+                        if self._submit_held(signal, busy):
+                            return
                         break
                 spooled = queue.popleft()
-                if spooled.id in self._in_flight:
+                if spooled.id in self._in_flight or self._flying_as_held(spooled.id):
                     continue
                 if self._rate_wait() > 0:
                     queue.appendleft(spooled)
@@ -282,6 +314,37 @@ class Forwarder:
                 self._collect()
                 if self._resume_at > time.monotonic() or self._stop.is_set():
                     return
+
+    def _flying_as_held(self, spool_id: int) -> bool:
+        """A spilled batch whose held copy is still in flight: its ack will delete it."""
+        return self._behind is not None and self._behind.flying(spool_id)
+
+    def _submit_held(self, signal: Signal, busy: int) -> bool:
+        """Send held (write-behind) batches up to the window; True when the step must end."""
+        from edgecollect.batch import from_ipc
+
+        if self._behind is None:
+            return False
+        window = 1 if self._probing else self._cfg.max_in_flight
+        for held in self._behind.take(signal, window - busy):
+            if self._rate_wait() > 0:
+                self._behind.resend(held.key)
+                return True
+            self._in_flight[held.key] = _Flight(signal, held.points)
+            if self._bucket is not None:
+                self._bucket.take(held.points)
+            try:
+                self._exporter.submit(Outgoing(held.key, signal, from_ipc(held.payload), held.points))
+            except Exception as exc:  # an exporter bug costs a retry, not the thread
+                log.exception("upstream: exporter failed on a held batch")
+                failed = Delivery(held.key, "retry", "internal_error", f"exporter error: {exc!r}")
+                self._handle(failed)
+                self._back_off(failed)
+                return True
+            self._collect()
+            if self._resume_at > time.monotonic() or self._stop.is_set():
+                return True
+        return False
 
     def _load(self, spool_id: int, signal: Signal, points: int) -> Outgoing | None:
         from edgecollect.batch import from_ipc
@@ -311,6 +374,7 @@ class Forwarder:
     def _back_off(self, backoff: Delivery) -> None:
         """One backoff step per burst of failures: a broken stream answers a whole window at once."""
         self._failures += 1
+        self._spill_all()
         delay = backoff_delay(self._failures, self._cfg.retry_initial, self._cfg.retry_max, self._rng)
         if backoff.retry_after_s is not None:
             delay = max(delay, min(backoff.retry_after_s, 3600.0))
@@ -323,7 +387,11 @@ class Forwarder:
     def _handle(self, d: Delivery) -> None:
         flight = self._in_flight.pop(d.spool_id, None)
         points = flight.points if flight is not None else 0
+        if self._behind is not None and d.spool_id >= HELD_BASE:
+            d = self._held_verdict(d)
         if d.outcome == "ok":
+            if self._behind is not None:
+                self._behind.healthy(True)
             self._spool.ack(d.spool_id)
             self._delivered.inc(d.via)
             self._points.inc(d.via, points)
@@ -345,6 +413,20 @@ class Forwarder:
             if d.detail:
                 with self._lock:
                     self._last_error, self._last_error_at = d.detail, time.time()
+
+    def _held_verdict(self, d: Delivery) -> Delivery:
+        """A verdict on a held batch, in spool terms: the spool id of its spilled copy, or -1."""
+        assert self._behind is not None
+        if d.outcome == "ok":
+            return replace(d, spool_id=self._behind.acked(d.spool_id) or -1)
+        if d.outcome == "reject" or d.backoff:
+            self._spill_all()  # the upstream is not healthy: nothing more is held meanwhile
+        spool_id = self._behind.spool_id_of(d.spool_id)
+        if spool_id is None:
+            self._behind.resend(d.spool_id)  # not spilled (stream rotation, or the disk failed)
+            return replace(d, spool_id=-1)
+        self._behind.forget(d.spool_id)  # from now on it is a spooled batch like any other
+        return replace(d, spool_id=spool_id)
 
     def _set_state(self, state: State, error: str, reason: str = "") -> None:
         with self._lock:
