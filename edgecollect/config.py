@@ -41,6 +41,7 @@ _FOUR_SECONDS = Duration(4.0)
 _ONE_MIB = Size(1024 * 1024)
 _256_MIB = Size(256 * 1024**2)
 _EIGHT_MIB = Size(8 * 1024**2)
+_FOUR_MIB = Size(4 * 1024**2)
 _THIRTY_DAYS = Duration(30 * 86400.0)
 
 
@@ -98,12 +99,17 @@ class SpoolConfig:
     mode: Literal["write_behind", "always"] = "write_behind"
     write_behind_timeout: Duration = _FOUR_SECONDS  # longest wait for the upstream's ack before spooling
     write_behind_max_bytes: Size = _EIGHT_MIB  # memory for batches held unspooled (beyond: spooled)
+    # While offline, small batch files are merged (compaction.py) into files of up to:
+    compact_points: int = 100_000  # points in one merged file
+    compact_size: Size = _FOUR_MIB  # bytes in one merged file
 
     def __post_init__(self) -> None:
         if self.max_size < 4096:
             raise ValueError("max_size must be at least 4KiB")
         if self.write_behind_timeout <= 0:
             raise ValueError("write_behind_timeout must be positive")
+        if self.compact_points < 256:
+            raise ValueError("compact_points must be at least 256")
 
 
 # Source kinds that are arrays of tables, and where their config dataclass lives. Imported lazily

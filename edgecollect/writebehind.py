@@ -58,6 +58,7 @@ class Held:
     payload: bytes
     points: int
     born: float  # monotonic
+    due: float  # monotonic: when it should leave (born, or born + send_interval when no ack is owed)
     sent: bool = False
     durable: bool = False
 
@@ -76,6 +77,7 @@ class WriteBehind:
         telemetry: Telemetry,
         stop: threading.Event,
         timeout_s: float = 5.0,
+        send_interval_s: float = 0.0,
         max_batches: int = 64,
         max_bytes: int = 8 * 1024**2,
         clock: Callable[[], float] = time.monotonic,
@@ -84,6 +86,7 @@ class WriteBehind:
         self._backlog = backlog
         self._stop = stop
         self.timeout_s = timeout_s
+        self.send_interval_s = send_interval_s
         self.max_batches = max_batches
         self.max_bytes = max_bytes
         self._clock = clock
@@ -114,11 +117,14 @@ class WriteBehind:
                 self.spill("spooled")
                 return False
             now = self._clock()
+            # A cut that owes acks (MQTT) leaves at once; the rest waits for the send cadence,
+            # so the wire sees fewer, larger batches (coalesced by the forwarder).
+            due = now if any(token for _, token in tokens) else now + self.send_interval_s
             keys = set()
             for signal, data, points in encoded:
                 key = self._next
                 self._next += 1
-                self._held[key] = Held(key, signal, data, points, now)
+                self._held[key] = Held(key, signal, data, points, now, due)
                 self._bytes += len(data)
                 keys.add(key)
             self._cuts.append(_Cut(keys, list(tokens)))
@@ -144,17 +150,28 @@ class WriteBehind:
 
     # -- the forwarder's side -----------------------------------------------------------------
 
-    def take(self, signal: str, n: int) -> list[Held]:
-        """Up to `n` held batches of `signal` not yet handed out, oldest first; marked sent."""
-        out: list[Held] = []
+    def take(self, signal: str, max_points: int) -> list[Held]:
+        """The oldest unsent held batches of `signal` (at most `max_points` points, at least one
+        batch), once any of them is due, or they fill `max_points`, or the agent stops; marked sent."""
         with self._lock:
-            for held in self._held.values():
-                if len(out) >= n:
+            unsent = [h for h in self._held.values() if h.signal == signal and not h.sent]
+            if not unsent:
+                return []
+            now = self._clock()
+            due = (self._stop.is_set() or any(h.due <= now for h in unsent)
+                   or sum(h.points for h in unsent) >= max_points)
+            if not due:
+                return []
+            out = [unsent[0]]
+            points = unsent[0].points
+            for held in unsent[1:]:
+                if points + held.points > max_points:
                     break
-                if held.signal == signal and not held.sent:
-                    held.sent = True
-                    out.append(held)
-        return out
+                out.append(held)
+                points += held.points
+            for held in out:
+                held.sent = True
+            return out
 
     def is_held(self, key: int) -> bool:
         return key >= HELD_BASE
@@ -205,10 +222,13 @@ class WriteBehind:
             self._spilled.pop(key, None)
 
     def deadline(self) -> float | None:
-        """Monotonic time at which the oldest held batch times out (None: nothing held)."""
+        """Monotonic time of the next thing to do: an unsent batch due, or a batch timing out."""
         with self._lock:
-            oldest = next(iter(self._held.values()), None)
-            return None if oldest is None else oldest.born + self.timeout_s
+            now = self._clock()
+            times = [h.due + self.timeout_s for h in self._held.values()]
+            # Past due and unsent means the window is full: a verdict wakes the forwarder, not this.
+            times += [h.due for h in self._held.values() if not h.sent and h.due > now]
+            return min(times, default=None)
 
     def spill_due(self) -> None:
         """Spill if the oldest batch timed out or the agent is stopping. Raises SpoolFault."""
@@ -218,8 +238,8 @@ class WriteBehind:
             if self._stop.is_set():
                 self.spill("stopping")
                 return
-            deadline = self.deadline()
-            if deadline is not None and self._clock() >= deadline:
+            now = self._clock()
+            if any(now >= h.due + self.timeout_s for h in self._held.values()):
                 self.spill("timeout")
 
     def spill(self, reason: str) -> None:
@@ -235,6 +255,7 @@ class WriteBehind:
                     self._spilled[key] = spool_id
                 self._sent.inc(reason)
                 self._done(key)
+        self._wake()  # unsent ones now wait in the spool
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -258,7 +279,9 @@ class WriteBehind:
 
 
 
-def make_write_behind(cfg: SpoolConfig, spool: Spool, telemetry: Telemetry, stop: threading.Event) -> WriteBehind:
+def make_write_behind(cfg: SpoolConfig, send_interval_s: float, spool: Spool, telemetry: Telemetry,
+                      stop: threading.Event) -> WriteBehind:
     """The hold for `[spool] mode = "write_behind"` (runtime wires it into batcher and forwarder)."""
     return WriteBehind(spool.append, lambda: spool.stats().files, telemetry, stop,
-                       timeout_s=cfg.write_behind_timeout, max_bytes=cfg.write_behind_max_bytes)
+                       timeout_s=cfg.write_behind_timeout, send_interval_s=send_interval_s,
+                       max_bytes=cfg.write_behind_max_bytes)

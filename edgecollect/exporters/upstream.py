@@ -29,8 +29,8 @@ class TlsConfig:
             raise ValueError("either tls.insecure = true (plaintext) or certificate files, not both")
 
 
-_ONE_SECOND, _TEN_SECONDS, _THIRTY_SECONDS = Duration(1.0), Duration(10.0), Duration(30.0)
-_ONE_MINUTE, _TEN_MINUTES = Duration(60.0), Duration(600.0)
+_ONE_SECOND, _TEN_SECONDS = Duration(1.0), Duration(10.0)
+_ONE_MINUTE, _TEN_MINUTES, _ONE_HOUR = Duration(60.0), Duration(600.0), Duration(3600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,12 @@ class UpstreamConfig:
     headers: dict[str, str] = field(default_factory=dict)  # values: literal, env:NAME or file:PATH
     compression: Compression = "auto"  # auto: gzip (on OTAP it halves the per-BAR IPC metadata)
     timeout: Duration = _TEN_SECONDS  # per Export call; longest wait for one BAR's status
-    max_stream_lifetime: Duration = _THIRTY_SECONDS  # OTAP streams are recycled after this
+    # OTAP streams are recycled after this. An hour, not the Go exporter's 30 s: at a 10-s cadence a
+    # 30-s stream re-sent schemas and dictionaries every third batch (tests/bench/bench_wire.py).
+    max_stream_lifetime: Duration = _ONE_HOUR
+    # Batches that owe no ack (host, serial) wait up to this long to leave together, coalesced into
+    # fewer, larger wire batches; acked data (MQTT QoS >= 1) leaves at once. See README "Bytes".
+    send_interval: Duration = _ONE_MINUTE
     max_in_flight: int = 8  # unanswered batches per signal (the OTAP window)
     retry_initial: Duration = _ONE_SECOND  # first backoff after a failure
     retry_max: Duration = _ONE_MINUTE  # backoff cap
@@ -73,6 +78,8 @@ class UpstreamConfig:
             raise ValueError("max_in_flight >= 1")
         if self.max_stream_lifetime < 1.0:
             raise ValueError("max_stream_lifetime >= 1s")
+        if self.send_interval < 0:
+            raise ValueError("send_interval >= 0s")
         if self.timeout <= 0 or self.retry_initial <= 0 or self.retry_max < self.retry_initial:
             raise ValueError("timeout > 0 and 0 < retry_initial <= retry_max")
         if self.rate_limit is not None and self.rate_limit <= 0:

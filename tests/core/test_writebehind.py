@@ -69,9 +69,9 @@ def test_healthy_upstream_holds_a_cut_without_writing_and_its_ack_releases_the_t
     rig = Rig()
     assert rig.cut("a", token=7)
     assert rig.appends.written == [] and rig.ring.durable == [] and rig.wakes == 1
-    [held] = rig.wb.take("metrics", 8)
+    [held] = rig.wb.take("metrics", 1000)
     assert held.key >= HELD_BASE and held.payload == b"a.0"
-    assert rig.wb.take("metrics", 8) == []  # handed out once
+    assert rig.wb.take("metrics", 1000) == []  # handed out once
     assert rig.wb.acked(held.key) is None  # never spilled: no spool copy to delete
     assert rig.ring.durable == [7]
     assert rig.appends.written == []
@@ -81,7 +81,7 @@ def test_tokens_are_released_in_cut_order_whatever_order_the_acks_come_in() -> N
     rig = Rig()
     rig.cut("a", token=1)
     rig.cut("b", token=2, batches=2)
-    a, b0, b1 = rig.wb.take("metrics", 8)
+    a, b0, b1 = rig.wb.take("metrics", 1000)
     rig.wb.acked(b0.key)
     rig.wb.acked(b1.key)
     assert rig.ring.durable == [], "cut b is acked but cut a is not durable: token 2 covers token 1"
@@ -92,7 +92,7 @@ def test_tokens_are_released_in_cut_order_whatever_order_the_acks_come_in() -> N
 def test_a_cut_is_durable_only_when_all_its_batches_are() -> None:
     rig = Rig()
     rig.cut("a", token=5, batches=2)
-    first, second = rig.wb.take("metrics", 8)
+    first, second = rig.wb.take("metrics", 1000)
     rig.wb.acked(first.key)
     assert rig.ring.durable == []
     rig.wb.acked(second.key)
@@ -104,7 +104,7 @@ def test_timeout_spills_every_held_batch_in_cut_order_and_releases_their_tokens(
     rig.cut("a", token=1)
     rig.clock.now += 3.0
     rig.cut("b", token=2)
-    [a] = rig.wb.take("metrics", 1)  # a is in flight, b not yet sent
+    [a] = rig.wb.take("metrics", 10)  # a is in flight, b not yet sent
     assert rig.wb.deadline() == 105.0
     rig.clock.now += 1.9
     rig.wb.spill_due()
@@ -123,7 +123,7 @@ def test_timeout_spills_every_held_batch_in_cut_order_and_releases_their_tokens(
 def test_an_unhealthy_upstream_spills_the_hold_and_sends_later_cuts_to_the_spool_after_it() -> None:
     rig = Rig()
     rig.cut("a", token=1)
-    rig.wb.take("metrics", 8)
+    rig.wb.take("metrics", 1000)
     rig.wb.failed()
     assert rig.appends.written == [b"a.0"] and rig.ring.durable == [1]
     assert not rig.cut("b", token=2), "unhealthy: the caller spools it"
@@ -184,9 +184,9 @@ def test_a_failed_spill_keeps_the_rest_held_and_their_tokens_unreleased() -> Non
 def test_a_stream_rotation_hands_a_held_batch_out_again() -> None:
     rig = Rig()
     rig.cut("a", token=1)
-    [a] = rig.wb.take("metrics", 8)
+    [a] = rig.wb.take("metrics", 1000)
     rig.wb.resend(a.key)
-    assert [h.key for h in rig.wb.take("metrics", 8)] == [a.key]
+    assert [h.key for h in rig.wb.take("metrics", 1000)] == [a.key]
 
 
 def test_a_cut_with_tokens_only_waits_for_the_held_cuts_before_it() -> None:
@@ -194,6 +194,52 @@ def test_a_cut_with_tokens_only_waits_for_the_held_cuts_before_it() -> None:
     rig.cut("a", token=1)
     assert rig.wb.commit([], [(rig.ring, 2)])
     assert rig.ring.durable == []
-    [a] = rig.wb.take("metrics", 8)
+    [a] = rig.wb.take("metrics", 1000)
     rig.wb.acked(a.key)
     assert rig.ring.durable == [1, 2]
+
+
+def test_batches_owing_no_ack_wait_for_the_send_cadence_and_leave_together() -> None:
+    rig = Rig(send_interval_s=60.0, timeout_s=5.0)
+    rig.cut("a", token=0)
+    rig.clock.now += 10.0
+    rig.cut("b", token=0)
+    assert rig.wb.take("metrics", 1000) == [], "not due before the cadence"
+    assert rig.wb.deadline() == 160.0, "the forwarder wakes when a is due"
+    rig.clock.now = 160.0
+    rig.wb.spill_due()
+    assert rig.appends.written == [], "waiting for the cadence is not a timeout"
+    assert [h.payload for h in rig.wb.take("metrics", 1000)] == [b"a.0", b"b.0"], "both leave together"
+
+
+def test_a_cut_that_owes_acks_leaves_at_once_and_takes_the_waiting_ones_with_it() -> None:
+    rig = Rig(send_interval_s=60.0)
+    rig.cut("host", token=0)
+    rig.cut("mqtt", token=4)
+    assert [h.payload for h in rig.wb.take("metrics", 1000)] == [b"host.0", b"mqtt.0"]
+
+
+def test_waiting_batches_leave_once_they_fill_a_wire_batch() -> None:
+    rig = Rig(send_interval_s=60.0)
+    for name in "abc":
+        rig.cut(name, token=0)
+    assert rig.wb.take("metrics", 30) != [], "30 points waiting fill a 30-point wire batch"
+    rig2 = Rig(send_interval_s=60.0)
+    rig2.cut("a", token=0)
+    assert rig2.wb.take("metrics", 30) == []
+
+
+def test_a_wire_batch_takes_at_most_max_points_but_always_one_batch() -> None:
+    rig = Rig()
+    for name in "abc":
+        rig.cut(name, token=1)
+    assert [h.payload for h in rig.wb.take("metrics", 25)] == [b"a.0", b"b.0"]
+    assert [h.payload for h in rig.wb.take("metrics", 5)] == [b"c.0"]
+
+
+def test_a_held_batch_not_sent_within_cadence_plus_timeout_is_spilled() -> None:
+    rig = Rig(send_interval_s=60.0, timeout_s=5.0)
+    rig.cut("a", token=0)
+    rig.clock.now += 65.0
+    rig.wb.spill_due()
+    assert rig.appends.written == [b"a.0"]
