@@ -105,7 +105,11 @@ def run_agent(config: str, seconds: float, warmup: float, pythonpath: str, work:
     span = t1 - t0
     per_thread = {k: (s1[k] - s0.get(k, 0)) * 60 / span for k in s1}
     spool = work / "state" / "spool"
-    return {"write_bytes_per_day": (w1 - w0) * 86400 / span, "span_s": span,
+    sink_out = work / "sink.jsonl"
+    sink_lines = sink_out.read_text().splitlines() if sink_out.exists() else []
+    return {"sink_batches": len(sink_lines), "sink_points": sum(line.count('"asDouble"') + line.count('"asInt"')
+                                                                 for line in sink_lines),
+            "write_bytes_per_day": (w1 - w0) * 86400 / span, "span_s": span,
             "wakeups_per_min": sum(per_thread.values()), "per_thread": per_thread,
             "spool_files_left": len(list(spool.glob("*.ecb"))) if spool.exists() else 0}
 
@@ -119,7 +123,7 @@ def report(name: str, r: dict[str, object]) -> None:
     print(f"\n### {name}\n")
     print(f"process write_bytes: {r['write_bytes_per_day']:,.0f} B/day (measured over {r['span_s']:.0f} s)")
     print(f"wake-ups: {r['wakeups_per_min']:.0f}/min for the whole process; spool files at stop: "
-          f"{r['spool_files_left']}")
+          f"{r['spool_files_left']}; the sink decoded {r['sink_batches']} batches, {r['sink_points']} points")
     per_thread = r["per_thread"]
     assert isinstance(per_thread, dict)
     for k, v in sorted(per_thread.items(), key=lambda kv: -kv[1]):

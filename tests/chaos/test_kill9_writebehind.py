@@ -3,7 +3,8 @@ whole time. [quick: 6 cycles each, full: 100]
 
 With a healthy upstream most batches never touch the disk: an MQTT QoS 1 message is acked to the
 broker once the upstream acked the batch holding it. With a dead one every batch is spooled first,
-as with `mode = "always"`. Either way every value the broker saw acknowledged (PUBACK) must reach
+as with `mode = "always"`, and the small files are compacted while the agent runs (compaction.py),
+so kills also land in the middle of merges. Either way every value the broker saw acknowledged (PUBACK) must reach
 the sink in the end (design.md invariant 3), however the kills land: a held batch whose ack had not
 come was never acked to the broker, which redelivers it. Duplicates are allowed and reported.
 """
@@ -44,7 +45,7 @@ def test_kill_9_loop_with_write_behind_loses_nothing_acknowledged(
     state = tmp_path / "state"
     agent = agents(agent_toml(state, upstream_port=port, host_interval="1s",
                               mqtt=(chaos_broker.url, client_id, mqtt.topic_template)), state)
-    spool_writes = 0
+    spool_writes = merges = 0
     try:
         mqtt.start()
         for _ in range(CYCLES):
@@ -52,6 +53,7 @@ def test_kill_9_loop_with_write_behind_loses_nothing_acknowledged(
             agent.wait_up()
             time.sleep(r.uniform(0.3, 2.5))
             spool_writes += total(agent.counter("edgecollect.spool.batches_written"))
+            merges += total(agent.counter("edgecollect.spool.merges"), "ok")  # kills may land in one
             agent.kill9()
         mqtt.stop()
         sink.start()
@@ -65,6 +67,7 @@ def test_kill_9_loop_with_write_behind_loses_nothing_acknowledged(
             mq = Tally("mqtt qos1 (acked by broker)", mqtt.acked(), delivered)
             report(f"kill -9 loop, write-behind, upstream {upstream}", [mq], cycles=CYCLES,
                    mqtt_sent=mqtt.sent(), spool_writes_seen_before_kills=spool_writes,
+                   compaction_merges_seen_before_kills=merges,
                    agent_starts=agent.starts)
         assert agent.alive, agent.tail()
     finally:
