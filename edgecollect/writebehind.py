@@ -152,14 +152,18 @@ class WriteBehind:
 
     def take(self, signal: str, max_points: int) -> list[Held]:
         """The oldest unsent held batches of `signal` (at most `max_points` points, at least one
-        batch), once any of them is due, or they fill `max_points`, or the agent stops; marked sent."""
+        batch), once any of them is due, or they fill `max_points` or half the hold, or the agent
+        stops; marked sent."""
         with self._lock:
             unsent = [h for h in self._held.values() if h.signal == signal and not h.sent]
             if not unsent:
                 return []
             now = self._clock()
+            # Also due once they fill a wire batch, or half the hold: a short flush_interval must
+            # not fill the hold while waiting for the cadence (that would spill to disk).
             due = (self._stop.is_set() or any(h.due <= now for h in unsent)
-                   or sum(h.points for h in unsent) >= max_points)
+                   or sum(h.points for h in unsent) >= max_points
+                   or len(self._held) * 2 >= self.max_batches or self._bytes * 2 >= self.max_bytes)
             if not due:
                 return []
             out = [unsent[0]]

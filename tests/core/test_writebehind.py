@@ -243,3 +243,13 @@ def test_a_held_batch_not_sent_within_cadence_plus_timeout_is_spilled() -> None:
     rig.clock.now += 65.0
     rig.wb.spill_due()
     assert rig.appends.written == [b"a.0"]
+
+
+def test_waiting_batches_leave_before_they_fill_the_hold() -> None:
+    rig = Rig(send_interval_s=60.0, max_batches=8)
+    for name in "abc":
+        rig.cut(name, token=0)
+    assert rig.wb.take("metrics", 1000) == []
+    rig.cut("d", token=0)
+    assert len(rig.wb.take("metrics", 1000)) == 4, "half the hold is waiting: they go now"
+    assert rig.appends.written == []

@@ -126,8 +126,10 @@ def test_a_dead_sink_spools_everything_then_delivers_it(make_sink: Any, tmp_path
 
 
 def test_a_slow_sink_gets_batches_spooled_after_the_bound(make_sink: Any, tmp_path: Path) -> None:
-    sink = make_sink(ack_delay_ms=3000).start()
-    with pipeline(tmp_path, config(sink.grpc_address), timeout_s=0.5) as pipe:
+    # Acks 5 s late, spooled after 0.5 s: a wide margin on a loaded machine (the OTAP timeout is
+    # raised so the late ack is not taken for a lost one).
+    sink = make_sink(ack_delay_ms=5000).start()
+    with pipeline(tmp_path, config(sink.grpc_address, timeout=30.0), timeout_s=0.5) as pipe:
         pipe.cut(60)
         wait_until(lambda: pipe.spool_writes() == 1, 30, "the unacked batch spooled after the bound")
         assert pipe.durable == [1], "durable by fsync before the upstream answered"
