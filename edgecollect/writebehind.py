@@ -97,6 +97,7 @@ class WriteBehind:
         self._spilled: dict[int, int] = {}  # held key -> spool id, while its flight may still answer
         self._next = HELD_BASE
         self._healthy = True  # optimistic until the first verdict: a healthy start writes nothing
+        self._confirmed = False  # no ok seen yet: nothing waits for the cadence (find out at once)
         self._wake: Callable[[], None] = lambda: None
         self._sent = telemetry.counter("write_behind", "batches", "outcome")
         telemetry.gauge("write_behind", "held", lambda: len(self._held), unit="{batch}")
@@ -153,7 +154,8 @@ class WriteBehind:
     def take(self, signal: str, max_points: int) -> list[Held]:
         """The oldest unsent held batches of `signal` (at most `max_points` points, at least one
         batch), once any of them is due, or they fill `max_points` or half the hold, or the agent
-        stops; marked sent."""
+        stops, or the upstream never said ok yet (an upstream away at start is found at once, not
+        after a cadence); marked sent."""
         with self._lock:
             unsent = [h for h in self._held.values() if h.signal == signal and not h.sent]
             if not unsent:
@@ -161,7 +163,7 @@ class WriteBehind:
             now = self._clock()
             # Also due once they fill a wire batch, or half the hold: a short flush_interval must
             # not fill the hold while waiting for the cadence (that would spill to disk).
-            due = (self._stop.is_set() or any(h.due <= now for h in unsent)
+            due = (self._stop.is_set() or not self._confirmed or any(h.due <= now for h in unsent)
                    or sum(h.points for h in unsent) >= max_points
                    or len(self._held) * 2 >= self.max_batches or self._bytes * 2 >= self.max_bytes)
             if not due:
@@ -184,7 +186,7 @@ class WriteBehind:
         """The upstream acknowledged `key`: it is durable. Returns the spool id of its spilled copy
         (to delete), if it had been spilled meanwhile."""
         with self._lock:
-            self._healthy = True
+            self._healthy = self._confirmed = True
             spool_id = self._spilled.pop(key, None)
             held = self._held.pop(key, None)
             if held is not None:
@@ -210,6 +212,7 @@ class WriteBehind:
     def healthy(self, ok: bool) -> None:
         with self._lock:
             self._healthy = ok
+            self._confirmed = self._confirmed or ok
 
     def spool_id_of(self, key: int) -> int | None:
         with self._lock:

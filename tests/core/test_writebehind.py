@@ -199,8 +199,23 @@ def test_a_cut_with_tokens_only_waits_for_the_held_cuts_before_it() -> None:
     assert rig.ring.durable == [1, 2]
 
 
+def confirmed(rig: Rig) -> Rig:
+    """The upstream said ok once (the cadence applies only from then on)."""
+    rig.wb.healthy(True)
+    return rig
+
+
+def test_until_the_upstream_said_ok_once_nothing_waits_for_the_cadence() -> None:
+    rig = Rig(send_interval_s=60.0)
+    rig.cut("a", token=0)
+    [a] = rig.wb.take("metrics", 1000)
+    rig.wb.acked(a.key)
+    rig.cut("b", token=0)
+    assert rig.wb.take("metrics", 1000) == [], "confirmed healthy: b waits for the cadence"
+
+
 def test_batches_owing_no_ack_wait_for_the_send_cadence_and_leave_together() -> None:
-    rig = Rig(send_interval_s=60.0, timeout_s=5.0)
+    rig = confirmed(Rig(send_interval_s=60.0, timeout_s=5.0))
     rig.cut("a", token=0)
     rig.clock.now += 10.0
     rig.cut("b", token=0)
@@ -213,18 +228,18 @@ def test_batches_owing_no_ack_wait_for_the_send_cadence_and_leave_together() -> 
 
 
 def test_a_cut_that_owes_acks_leaves_at_once_and_takes_the_waiting_ones_with_it() -> None:
-    rig = Rig(send_interval_s=60.0)
+    rig = confirmed(Rig(send_interval_s=60.0))
     rig.cut("host", token=0)
     rig.cut("mqtt", token=4)
     assert [h.payload for h in rig.wb.take("metrics", 1000)] == [b"host.0", b"mqtt.0"]
 
 
 def test_waiting_batches_leave_once_they_fill_a_wire_batch() -> None:
-    rig = Rig(send_interval_s=60.0)
+    rig = confirmed(Rig(send_interval_s=60.0))
     for name in "abc":
         rig.cut(name, token=0)
     assert rig.wb.take("metrics", 30) != [], "30 points waiting fill a 30-point wire batch"
-    rig2 = Rig(send_interval_s=60.0)
+    rig2 = confirmed(Rig(send_interval_s=60.0))
     rig2.cut("a", token=0)
     assert rig2.wb.take("metrics", 30) == []
 
@@ -238,7 +253,7 @@ def test_a_wire_batch_takes_at_most_max_points_but_always_one_batch() -> None:
 
 
 def test_a_held_batch_not_sent_within_cadence_plus_timeout_is_spilled() -> None:
-    rig = Rig(send_interval_s=60.0, timeout_s=5.0)
+    rig = confirmed(Rig(send_interval_s=60.0, timeout_s=5.0))
     rig.cut("a", token=0)
     rig.clock.now += 65.0
     rig.wb.spill_due()
@@ -246,7 +261,7 @@ def test_a_held_batch_not_sent_within_cadence_plus_timeout_is_spilled() -> None:
 
 
 def test_waiting_batches_leave_before_they_fill_the_hold() -> None:
-    rig = Rig(send_interval_s=60.0, max_batches=8)
+    rig = confirmed(Rig(send_interval_s=60.0, max_batches=8))
     for name in "abc":
         rig.cut(name, token=0)
     assert rig.wb.take("metrics", 1000) == []
