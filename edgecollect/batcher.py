@@ -7,7 +7,10 @@ while the batcher woke stay for the next cut, rather than becoming a tiny batch 
 (each batch costs an fsync and about 3 KB of schema and dictionaries). A source that owes acks
 (`Ring.request_flush`) gets its whole ring cut at once. Only
 after the spool returned — the file fsync'd and renamed — does each ring hear `mark_durable(token)`,
-which is when the MQTT source acks its broker (design.md invariant 3).
+which is when the MQTT source acks its broker (design.md invariant 3). With write-behind
+(`[spool] mode = "write_behind"`, writebehind.py) a cut is first offered to the hold: while the
+upstream is healthy it goes to the forwarder without touching the disk, and its tokens are released
+when the upstream acks it or when it is spilled to the spool, whichever comes first.
 
 If the spool cannot write (disk error), the encoded batches are kept and retried on the next tick
 and no ring is drained meanwhile; the rings then fill and apply their own counted overflow policy,
@@ -21,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from edgecollect.batch import build_logs, build_metrics, chunks, merge, to_ipc
 from edgecollect.buffer import Drained, Ring
@@ -28,6 +32,9 @@ from edgecollect.errors import SpoolFault
 from edgecollect.model import LogRecord, Resource, SeriesRegistry
 from edgecollect.telemetry import Telemetry
 from edgecollect.timesync import ClockStep, repair_drained, repair_logs
+
+if TYPE_CHECKING:
+    from edgecollect.writebehind import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +74,7 @@ class Batcher:
         self._wake = threading.Event()
         self._flush_lock = threading.Lock()
         self._pending: _Pending | None = None
+        self._behind: WriteBehind | None = None
         self._steps: list[ClockStep] = []
         self._steps_lock = threading.Lock()
         self._batches = telemetry.counter("batch", "batches", "signal")
@@ -79,6 +87,10 @@ class Batcher:
     def add_ring(self, ring: Ring) -> None:
         ring.set_wake(self._wake.set, self._max_points)
         self._rings.append(ring)
+
+    def set_behind(self, behind: WriteBehind | None) -> None:
+        """Write-behind (writebehind.py): cuts go to the upstream first, to the spool if they must."""
+        self._behind = behind
 
     def clock_step(self, step: ClockStep) -> None:
         """Repair what the rings hold now: the step is applied to the next drain of every ring."""
@@ -114,6 +126,8 @@ class Batcher:
         asked for a flush.
         """
         with self._flush_lock:
+            if not self._spill_due():
+                return 0
             if self._pending is not None and not self._commit(self._pending):
                 return 0
             self._pending = None
@@ -159,7 +173,33 @@ class Batcher:
             return None
         return _Pending(encoded, tokens)
 
+    def _spill_due(self) -> bool:
+        """Held batches that waited too long, or all of them when stopping, go to the spool first."""
+        if self._behind is None:
+            return True
+        try:
+            self._behind.spill_due()
+        except SpoolFault as exc:
+            self._failures.inc()
+            log.error("batcher: %s; keeping held batches in memory to retry", exc)
+            return False
+        return True
+
     def _commit(self, pending: _Pending) -> bool:
+        behind = self._behind
+        if behind is not None:
+            try:
+                held = behind.commit(pending.encoded, pending.tokens)
+            except SpoolFault as exc:
+                self._failures.inc()
+                log.error("batcher: %s; keeping %d batch(es) in memory to retry", exc, len(pending.encoded))
+                return False
+            if held:
+                for signal, _, points in pending.encoded:
+                    self._batches.inc(signal)
+                    self._points.inc(signal, points)
+                pending.encoded.clear()
+                return True
         while pending.encoded:
             signal, data, points = pending.encoded[0]
             try:
@@ -171,8 +211,11 @@ class Batcher:
             pending.encoded.pop(0)
             self._batches.inc(signal)
             self._points.inc(signal, points)
-        for ring, token in pending.tokens:
-            ring.mark_durable(token)
+        if behind is not None:
+            behind.release_after(pending.tokens)  # after every earlier cut, some may still be held
+        else:
+            for ring, token in pending.tokens:
+                ring.mark_durable(token)
         if self._on_written is not None:
             self._on_written()
         return True

@@ -61,6 +61,8 @@ _TEN_SECONDS = Duration(10.0)
 _FOUR_SECONDS = Duration(4.0)
 _ONE_MIB = Size(1024 * 1024)
 _256_MIB = Size(256 * 1024**2)
+_EIGHT_MIB = Size(8 * 1024**2)
+_FOUR_MIB = Size(4 * 1024**2)
 _THIRTY_DAYS = Duration(30 * 86400.0)
 _FIVE_MINUTES = Duration(300.0)
 
@@ -142,6 +144,11 @@ class SpoolConfig:
     when_full: Literal["drop_oldest", "drop_newest", "downsample"] = "drop_oldest"
     downsample_window: Annotated[Duration, Range("10s", "1d")] = _FIVE_MINUTES
     sync: Literal["file", "file+dir"] = "file"
+    mode: Literal["write_behind", "always"] = "write_behind"
+    write_behind_timeout: Annotated[Duration, Range("100ms", "10m")] = _FOUR_SECONDS
+    write_behind_max_bytes: Annotated[Size, Range("64KiB", "256MiB")] = _EIGHT_MIB
+    compact_points: Annotated[int, Range(256, 1_000_000)] = 100_000
+    compact_size: Annotated[Size, Range("64KiB", "64MiB")] = _FOUR_MIB
 
     KEY_DOCS: ClassVar[KeyDocs] = {
         "max_size": "Disk the spool may use for batches not yet delivered upstream.",
@@ -159,6 +166,18 @@ class SpoolConfig:
         "sync": Key("How each batch is made durable before its source is told so.", choices={
             "file": "one fsync of the batch file (enough on ext4, f2fs, xfs and btrfs)",
             "file+dir": "also fsync the spool folder after the rename (other filesystems)"}),
+        "mode": Key("When a batch is written to the spool (the SD card).", choices={
+            "write_behind": "while the upstream answers, a batch goes straight to it and is written only "
+            "if not acknowledged within write_behind_timeout, when the upstream is away or behind, or at "
+            "stop; MQTT QoS 1 messages are acknowledged when the upstream or the disk has the batch",
+            "always": "every batch is fsync'd to the spool before it is sent (write-ahead)"}),
+        "write_behind_timeout": 'With mode = "write_behind": how long a batch may wait for the upstream\'s '
+        "acknowledgement before it is written to the spool anyway.",
+        "write_behind_max_bytes": 'With mode = "write_behind": memory for batches sent but not yet '
+        "acknowledged and not on disk; beyond it, batches are spooled.",
+        "compact_points": "While offline, small batch files are merged into files of up to this many points "
+        "(fewer files, fewer bytes per point on the card).",
+        "compact_size": "...and of up to this many bytes.",
     }
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from edgecollect.config import ARRAY_SOURCES, AgentConfig, BatchConfig, BufferConfig, SpoolConfig
-from edgecollect.configtypes import Duration, Key, KeyDocs, Size, key_docs, split_range
+from edgecollect.configtypes import Duration, Key, Size, key_docs, split_range
 from edgecollect.sources.host import HostConfig
 
 HEADER = """\
@@ -44,50 +44,9 @@ _UNITS_SIZE = (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
 _UNITS_TIME = (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 0.001))
 _WIDTH = 100
 
-# The explanations of [upstream]'s keys, kept here only until they can move into a KEY_DOCS table
-# in edgecollect/exporters/upstream.py (its owner was restructuring the exporters when this was
-# written). Keyed by the dataclass's qualified name; a class's own KEY_DOCS wins.
-UPSTREAM_KEY_DOCS_TO_MOVE: dict[str, KeyDocs] = {
-    "edgecollect.exporters.upstream.UpstreamConfig": {
-        "tls": "TLS to the collector: by default the system's CAs check its certificate.",
-        "endpoint": Key('The collector: "host:port" for gRPC, or "https://host:port[/base]" for OTLP/HTTP '
-        "(http:// only with tls.insecure = true).", example='"collector.example:4317"'),
-        "protocol": Key("How batches are sent.", choices={
-            "otap": "OpenTelemetry Arrow over gRPC streams: the smallest on the wire; falls back to OTLP "
-            "when the collector cannot take Arrow",
-            "otlp_grpc": "plain OTLP over gRPC (port 4317)",
-            "otlp_http": "OTLP over HTTP with protobuf bodies (port 4318), for proxies that pass only HTTP"}),
-        "headers": 'Extra request headers, such as an API key: { "x-api-key" = "env:API_KEY" }. Each value is '
-        '"env:NAME", "file:PATH" or the text itself; never logged.',
-        "compression": Key("Compression of what is sent.", choices={
-            "auto": "gzip (on OTAP it halves the per-batch Arrow metadata)",
-            "gzip": "gzip",
-            "none": "no compression (a fast link and a slow CPU)"}),
-        "timeout": "Per send: the longest wait for the collector to answer for one batch.",
-        "max_stream_lifetime": "OTAP: a gRPC stream is closed and a new one opened after this (load balancers "
-        "cut long streams).",
-        "max_in_flight": "Batches per signal sent and not yet answered (the OTAP window).",
-        "retry_initial": "First wait before sending again after a failure.",
-        "retry_max": "Longest wait between attempts (the wait grows, with jitter, up to this).",
-        "rate_limit": Key("Points per second at most when sending a backlog (after an outage), so the "
-        "uplink stays usable. Unset: no limit.", example="5000"),
-        "arrow_reprobe_interval": "After falling back from OTAP to OTLP, how often Arrow is tried again.",
-        "poison_threshold": "OTAP streams one batch may break (decode errors) before it is sent by OTLP "
-        "instead.",
-    },
-    "edgecollect.exporters.upstream.TlsConfig": {
-        "ca_file": "PEM bundle of the CAs trusted for the collector's certificate; empty: the system's.",
-        "cert_file": "Client certificate (PEM) for mutual TLS; needs key_file.",
-        "key_file": "The private key (PEM) of cert_file.",
-        "insecure": "Send in plaintext, without TLS at all (only ever when set explicitly). Not the same as "
-        "sources.mqtt.tls.insecure.",
-    },
-}
-
-
 def docs_of(cls: type) -> dict[str, Key]:
     """The explanation of every key of `cls` that has one."""
-    return key_docs(cls, UPSTREAM_KEY_DOCS_TO_MOVE.get(f"{cls.__module__}.{cls.__qualname__}"))
+    return key_docs(cls)
 
 
 def _fmt_size(n: int) -> str:

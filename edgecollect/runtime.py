@@ -20,6 +20,7 @@ from edgecollect import __version__
 from edgecollect.batcher import Batcher
 from edgecollect.buffer import POINT_BYTES, Ring
 from edgecollect.clock import Clock
+from edgecollect.compaction import CompactionConfig, Compactor
 from edgecollect.config import Config
 from edgecollect.model import SeriesRegistry
 from edgecollect.resource import boot_id, detect
@@ -73,6 +74,8 @@ class Agent:
             downsample_window_s=cfg.spool.downsample_window,
             sync=cfg.spool.sync,
         )
+        self.compactor = Compactor(self.spool, self.telemetry,
+                                   CompactionConfig(cfg.spool.compact_points, cfg.spool.compact_size))
         self.sources: list[_SourceThread] = []
         self._crashes = self.telemetry.counter("agent", "source_crashes", "source")
         self.forwarder: ForwarderLike | None = None
@@ -140,11 +143,21 @@ class Agent:
         if self.cfg.upstream is not None:
             from edgecollect.exporters.base import Forwarder
 
-            self.forwarder = Forwarder(self.cfg.upstream, self.spool, self.telemetry, self.stop_event)
+            behind = None
+            if self.cfg.spool.mode == "write_behind":
+                from edgecollect.writebehind import make_write_behind
+
+                behind = make_write_behind(self.cfg.spool, self.cfg.upstream.send_interval, self.spool,
+                                           self.telemetry, self.stop_event)
+                self.batcher.set_behind(behind)
+            self.forwarder = Forwarder(self.cfg.upstream, self.spool, self.telemetry, self.stop_event, behind=behind,
+                                       max_points=self.cfg.batch.max_points, compactor=self.compactor)
 
     def _on_written(self) -> None:
         if self.forwarder is not None:
             self.forwarder.notify()
+        else:
+            self.compactor.run()  # offline for good: small files are merged as they come
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -392,6 +392,18 @@ class Spool:
             self._remove(batch)
         self._acked.inc()
 
+    def merged(self, batch_id: int, points: int, size: int, parts: builtins.list[int]) -> None:
+        """Compaction hook (compaction.py): `batch_id`'s file now holds itself and `parts`, which go."""
+        with self._lock:
+            batch = self._index.get(batch_id)
+            if batch is not None:
+                self._bytes += size - batch.size
+                self._index[batch_id] = SpooledBatch(batch_id, batch.signal, points, batch.created_ns, size,
+                                                     batch.path)
+            for part in parts:
+                if (gone := self._index.get(part)) is not None:
+                    self._remove(gone)
+
     def quarantine(self, batch_id: int, reason: str) -> None:
         """Move a batch aside (damaged, or rejected by the upstream as INVALID_ARGUMENT)."""
         with self._lock:

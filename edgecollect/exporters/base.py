@@ -24,17 +24,22 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from edgecollect.coalesce import coalesce
+from edgecollect.errors import SpoolFault
+from edgecollect.exporters.gather import Gatherer
 from edgecollect.exporters.upstream import UpstreamConfig
 from edgecollect.telemetry import Telemetry
+from edgecollect.writebehind import HELD_BASE
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from edgecollect.compaction import Compactor
     from edgecollect.spool import Spool
-    from edgecollect.spoolfile import SpooledBatch
+    from edgecollect.writebehind import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +163,9 @@ class _Flight:
 
 
 _NEEDS_A_PERSON = frozenset({"tls", "config", "unauthenticated", "permission_denied", "unimplemented"})
-IDLE_WAIT_S = 1.0  # nothing to send: notify() wakes us; this bounds how late we see stop
-PREFETCH = 256  # spooled batches listed ahead per signal
+# Nothing to send: notify(), verdicts and the hold's deadline wake us; shutdown notifies too. Long,
+# so that an agent at rest does not wake every second for nothing.
+IDLE_WAIT_S = 30.0
 ACTIVE_WAIT_S = 0.5  # batches in flight: exporters need a tick for ack timeouts and rotation
 CLOSE_TIMEOUT_S = 2.0  # at shutdown, how long unanswered batches may still be acknowledged
 
@@ -180,6 +186,9 @@ class Forwarder:
         *,
         exporter_factory: ExporterFactory | None = None,
         rng: random.Random | None = None,
+        behind: WriteBehind | None = None,
+        max_points: int = 5000,
+        compactor: Compactor | None = None,
     ) -> None:
         self._cfg = cfg
         self._spool = spool
@@ -187,8 +196,14 @@ class Forwarder:
         self._wake = threading.Event()
         self._rng = rng or random.Random()
         self._exporter = (exporter_factory or make_exporter)(cfg, telemetry, self._wake.set)
+        self._behind = behind
+        self._compactor = compactor
+        if behind is not None:
+            behind.set_wake(self._wake.set)
         self._in_flight: dict[int, _Flight] = {}
-        self._queue: dict[Signal, deque[SpooledBatch]] = {s: deque() for s in SIGNALS}  # next to send
+        self._gather = Gatherer(spool, behind, max_points, self._load)
+        self._groups: dict[int, list[tuple[int, int]]] = {}  # coalesced key -> (member id, points)
+        self._member_of: dict[int, int] = {}  # member id -> coalesced key
         self._failures = 0
         self._resume_at = 0.0
         self._probing = True  # one batch per signal until the upstream has said ok once
@@ -228,61 +243,104 @@ class Forwarder:
             for delivery in self._exporter.close(CLOSE_TIMEOUT_S):
                 self._handle(delivery)
             self._collect()
+            self._spill_due()  # stopping: what the upstream did not ack by now goes to disk
 
     def _step(self) -> None:
         self._collect()
+        self._spill_due()
         pause = self._resume_at - time.monotonic()
         if pause > 0:
-            # Backoff: new batches don't bring the upstream back, so only stop wakes us.
-            self._stop.wait(pause)
+            # Backoff: new batches don't bring the upstream back; they wake us only to compact.
+            self._compact()
+            self._wake.wait(pause)
             return
         self._fill()
         self._collect()
         if self._stop.is_set() or self._resume_at > time.monotonic():
             return
         # Deliveries and notify() set the wake event, so this returns as soon as there is work.
-        self._wake.wait(self._rate_wait() or (ACTIVE_WAIT_S if self._in_flight else IDLE_WAIT_S))
+        timeout = self._rate_wait() or (ACTIVE_WAIT_S if self._in_flight else IDLE_WAIT_S)
+        deadline = self._behind.deadline() if self._behind is not None else None
+        if deadline is not None:
+            timeout = min(timeout, max(0.0, deadline - time.monotonic()))
+        self._wake.wait(timeout)
+
+    def _compact(self) -> None:
+        """Offline: merge small spooled batches. Only here, with nothing in flight, in the one thread
+        that deletes on ack, can no merged part be acked from an older copy."""
+        if self._compactor is None or self._in_flight:
+            return
+        if self._compactor.run():
+            for signal in SIGNALS:
+                self._gather.clear(signal)  # listed parts may be gone
+
+    def _spill_due(self) -> None:
+        if self._behind is None:
+            return
+        try:
+            self._behind.spill_due()
+        except SpoolFault as exc:
+            log.error("upstream: cannot spool held batches (%s); they stay in memory", exc)
+
+    def _spill_all(self) -> None:
+        """The upstream is not healthy: every held batch goes to the spool, in cut order."""
+        if self._behind is None:
+            return
+        try:
+            self._behind.failed()
+        except SpoolFault as exc:
+            log.error("upstream: cannot spool held batches (%s); they stay in memory", exc)
 
     def _rate_wait(self) -> float:
         return self._bucket.wait_s() if self._bucket is not None else 0.0
 
     def _fill(self) -> None:
-        """Submit spooled batches, oldest first, until each signal's window is full."""
+        """Submit batches, oldest first and coalesced, until each signal's window is full."""
         for signal in SIGNALS:
-            queue = self._queue[signal]
-            busy = sum(1 for f in self._in_flight.values() if f.signal == signal)
-            while busy < (1 if self._probing else self._cfg.max_in_flight):
-                if not queue:
-                    # Listing sorts the whole spool index: fetch ahead so a long backlog costs one
-                    # sort per PREFETCH batches, not one per batch.
-                    listed = self._spool.oldest(busy + self._cfg.max_in_flight + PREFETCH, signal)
-                    queue.extend(b for b in listed if b.id not in self._in_flight)
-                    if not queue:
-                        break
-                spooled = queue.popleft()
-                if spooled.id in self._in_flight:
-                    continue
+            window = 1 if self._probing else self._cfg.max_in_flight
+            while sum(1 for f in self._in_flight.values() if f.signal == signal) < window:
                 if self._rate_wait() > 0:
-                    queue.appendleft(spooled)
                     return
-                item = self._load(spooled.id, signal, spooled.points)
-                if item is None:
-                    continue
-                self._in_flight[spooled.id] = _Flight(signal, spooled.points)
-                busy += 1
-                if self._bucket is not None:
-                    self._bucket.take(spooled.points)
-                try:
-                    self._exporter.submit(item)
-                except Exception as exc:  # an exporter bug costs a retry, not the thread
-                    log.exception("upstream: exporter failed on spool batch %d", spooled.id)
-                    failed = Delivery(spooled.id, "retry", "internal_error", f"exporter error: {exc!r}")
-                    self._handle(failed)
-                    self._back_off(failed)
+                members = self._gather.next(signal, self._taken, window + len(self._in_flight))
+                if not members:
+                    break
+                if not self._submit(signal, members):
                     return
-                self._collect()
-                if self._resume_at > time.monotonic() or self._stop.is_set():
-                    return
+
+    def _taken(self, spool_id: int) -> bool:
+        """In flight, alone or in a coalesced batch, or as a held copy spilled meanwhile."""
+        return (spool_id in self._in_flight or spool_id in self._member_of
+                or (self._behind is not None and self._behind.flying(spool_id)))
+
+    def _submit(self, signal: Signal, members: list[Outgoing]) -> bool:
+        """Send one wire batch made of `members`; False when filling must stop (backoff, stop)."""
+        points = sum(m.points for m in members)
+        item = members[0]
+        if len(members) > 1:
+            key = -members[0].spool_id  # stable across retries, so poison strikes add up
+            self._groups[key] = [(m.spool_id, m.points) for m in members]
+            self._member_of.update((m.spool_id, key) for m in members)
+            try:
+                item = Outgoing(key, signal, coalesce([m.batch for m in members]), points)
+            except Exception as exc:  # a batch that will not merge goes alone
+                log.exception("upstream: cannot coalesce %d batches; sending them one by one", len(members))
+                self._gather.solo.update(m.spool_id for m in members)
+                self._in_flight[key] = _Flight(signal, points)
+                self._handle(Delivery(key, "retry", "internal_error", f"coalesce error: {exc!r}", backoff=False))
+                return True
+        self._in_flight[item.spool_id] = _Flight(signal, points)
+        if self._bucket is not None:
+            self._bucket.take(points)
+        try:
+            self._exporter.submit(item)
+        except Exception as exc:  # an exporter bug costs a retry, not the thread
+            log.exception("upstream: exporter failed on batch %d", item.spool_id)
+            failed = Delivery(item.spool_id, "retry", "internal_error", f"exporter error: {exc!r}")
+            self._handle(failed)
+            self._back_off(failed)
+            return False
+        self._collect()
+        return not (self._resume_at > time.monotonic() or self._stop.is_set())
 
     def _load(self, spool_id: int, signal: Signal, points: int) -> Outgoing | None:
         from edgecollect.batch import from_ipc
@@ -312,6 +370,7 @@ class Forwarder:
     def _back_off(self, backoff: Delivery) -> None:
         """One backoff step per burst of failures: a broken stream answers a whole window at once."""
         self._failures += 1
+        self._spill_all()
         delay = backoff_delay(self._failures, self._cfg.retry_initial, self._cfg.retry_max, self._rng)
         if backoff.retry_after_s is not None:
             delay = max(delay, min(backoff.retry_after_s, 3600.0))
@@ -321,10 +380,19 @@ class Forwarder:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("upstream: retry in %.2fs (%s)", delay, backoff.reason)
 
-    def _handle(self, d: Delivery) -> None:
+    def _handle(self, d: Delivery, count_retry: bool = True) -> None:
+        if d.spool_id in self._groups:
+            self._handle_group(d)
+            return
         flight = self._in_flight.pop(d.spool_id, None)
         points = flight.points if flight is not None else 0
+        if d.outcome != "retry":
+            self._gather.solo.discard(d.spool_id)
+        if self._behind is not None and d.spool_id >= HELD_BASE:
+            d = self._held_verdict(d)
         if d.outcome == "ok":
+            if self._behind is not None:
+                self._behind.healthy(True)
             self._spool.ack(d.spool_id)
             self._delivered.inc(d.via)
             self._points.inc(d.via, points)
@@ -340,12 +408,45 @@ class Forwarder:
             self._quarantined.inc(d.reason)
             self._spool.quarantine(d.spool_id, f"upstream_{d.reason}")
         else:
-            self._retries.inc(d.reason)
+            if count_retry:
+                self._retries.inc(d.reason)
             if flight is not None:
-                self._queue[flight.signal].clear()  # it is older than anything queued: oldest first
+                self._gather.clear(flight.signal)  # it is older than anything queued: oldest first
             if d.detail:
                 with self._lock:
                     self._last_error, self._last_error_at = d.detail, time.time()
+
+    def _handle_group(self, d: Delivery) -> None:
+        """A verdict on a coalesced batch is each member's; a rejected one is retried member by member."""
+        flight = self._in_flight.pop(d.spool_id, None)
+        members = self._groups.pop(d.spool_id)
+        if d.outcome == "reject":
+            self._spill_all()  # held members get spool ids, so they can be sent alone
+            for member, _ in members:
+                spilled = self._behind.spool_id_of(member) if self._behind is not None else None
+                self._gather.solo.add(member if spilled is None else spilled)
+            d = replace(d, outcome="retry", reason="rejected_coalesced", backoff=True)
+        if d.outcome == "retry":
+            self._retries.inc(d.reason)  # one wire batch, one retry
+        for member, points in members:
+            self._member_of.pop(member, None)
+            if flight is not None:
+                self._in_flight[member] = _Flight(flight.signal, points)
+            self._handle(replace(d, spool_id=member), count_retry=False)
+
+    def _held_verdict(self, d: Delivery) -> Delivery:
+        """A verdict on a held batch, in spool terms: the spool id of its spilled copy, or 0 (none)."""
+        assert self._behind is not None
+        if d.outcome == "ok":
+            return replace(d, spool_id=self._behind.acked(d.spool_id) or 0)
+        if d.outcome == "reject" or d.backoff:
+            self._spill_all()  # the upstream is not healthy: nothing more is held meanwhile
+        spool_id = self._behind.spool_id_of(d.spool_id)
+        if spool_id is None:
+            self._behind.resend(d.spool_id)  # not spilled (stream rotation, or the disk failed)
+            return replace(d, spool_id=0)
+        self._behind.forget(d.spool_id)  # from now on it is a spooled batch like any other
+        return replace(d, spool_id=spool_id)
 
     def _set_state(self, state: State, error: str, reason: str = "") -> None:
         with self._lock:

@@ -76,6 +76,19 @@ def grpc_delivery(cfg: UpstreamConfig, item: Outgoing, code: grpc.StatusCode, de
 
 # -- gRPC -------------------------------------------------------------------------------------
 
+def let_grpc_threads_sleep() -> None:
+    """grpcio wakes every thread blocked on a call 10 times a second (grpc._common.wait, so that
+    the *main* thread can run signal handlers; https://github.com/grpc/grpc/issues/19464). Our
+    blocked threads (OTAP stream readers, unary OTLP calls) are never the main thread, and a
+    completion notifies them at once: waking every 5 s instead costs nothing. With two OTAP
+    streams at rest the process went from 1,792 to 1,331 wake-ups/min
+    (tests/bench/bench_bytes.py). Best effort: a grpcio
+    without this private constant keeps its own."""
+    common = getattr(grpc, "_common", None)
+    if common is not None and isinstance(getattr(common, "MAXIMUM_WAIT_TIMEOUT", None), float):
+        common.MAXIMUM_WAIT_TIMEOUT = max(common.MAXIMUM_WAIT_TIMEOUT, 5.0)
+
+
 class GrpcChannel:
     """One lazily opened channel to the endpoint, shared by OTAP streams and the OTLP fallback.
 
@@ -88,6 +101,7 @@ class GrpcChannel:
         self._endpoint = parse_endpoint(cfg)
         self._channel: grpc.Channel | None = None
         self._lock = threading.Lock()
+        let_grpc_threads_sleep()
 
     def get(self) -> grpc.Channel:
         """The channel; raises UpstreamFault when TLS files cannot be read."""
@@ -100,6 +114,9 @@ class GrpcChannel:
                     ("grpc.max_reconnect_backoff_ms", int(self._cfg.retry_max * 1000)),
                     ("grpc.max_receive_message_length", 16 << 20),
                     ("grpc.enable_retries", 0),
+                    # No bandwidth-probe pings after each response: on a link at rest they only
+                    # wake grpc's threads and the radio.
+                    ("grpc.http2.bdp_probe", 0),
                 ]
                 creds = grpc_credentials(self._cfg.tls)
                 target = self._endpoint.target

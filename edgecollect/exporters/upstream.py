@@ -5,10 +5,10 @@ retry and window settings. Checked when loaded, so a bad value is a config error
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from edgecollect.configtypes import Duration, FieldError, Range, redact, resolve_secret
+from edgecollect.configtypes import Duration, FieldError, Key, KeyDocs, Range, redact, resolve_secret
 from edgecollect.errors import UpstreamFault
 
 UpstreamProtocol = Literal["otap", "otlp_grpc", "otlp_http"]
@@ -22,6 +22,14 @@ class TlsConfig:
     key_file: str = ""  # its private key (PEM)
     insecure: bool = False  # plaintext (no TLS at all); only ever when set explicitly
 
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "ca_file": "PEM bundle of the CAs trusted for the collector's certificate; empty: the system's.",
+        "cert_file": "Client certificate (PEM) for mutual TLS; needs key_file.",
+        "key_file": "The private key (PEM) of cert_file.",
+        "insecure": "Send in plaintext, without TLS at all (only ever when set explicitly). Not the same as "
+        "sources.mqtt.tls.insecure.",
+    }
+
     def __post_init__(self) -> None:
         if bool(self.cert_file) != bool(self.key_file):
             given = "cert_file" if self.cert_file else "key_file"
@@ -30,8 +38,8 @@ class TlsConfig:
             raise FieldError("insecure", "either tls.insecure = true (plaintext) or certificate files, not both")
 
 
-_ONE_SECOND, _TEN_SECONDS, _THIRTY_SECONDS = Duration(1.0), Duration(10.0), Duration(30.0)
-_ONE_MINUTE, _TEN_MINUTES = Duration(60.0), Duration(600.0)
+_ONE_SECOND, _TEN_SECONDS = Duration(1.0), Duration(10.0)
+_ONE_MINUTE, _TEN_MINUTES, _ONE_HOUR = Duration(60.0), Duration(600.0), Duration(3600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +51,12 @@ class UpstreamConfig:
     compression: Compression = "auto"  # auto: gzip (on OTAP it halves the per-BAR IPC metadata)
     # Per Export call; the longest wait for one BAR's status.
     timeout: Annotated[Duration, Range("100ms", "10m")] = _TEN_SECONDS
-    max_stream_lifetime: Annotated[Duration, Range("1s", "1d")] = _THIRTY_SECONDS  # OTAP streams recycled after this
+    # OTAP streams are recycled after this. An hour, not the Go exporter's 30 s: at a 10-s cadence a
+    # 30-s stream re-sent schemas and dictionaries every third batch (tests/bench/bench_wire.py).
+    max_stream_lifetime: Annotated[Duration, Range("1s", "1d")] = _ONE_HOUR
+    # Batches that owe no ack (host, serial) wait up to this long to leave together, coalesced into
+    # fewer, larger wire batches; acked data (MQTT QoS >= 1) leaves at once. See README "Bytes".
+    send_interval: Annotated[Duration, Range("0s", "1h")] = _ONE_MINUTE
     max_in_flight: Annotated[int, Range(1, 1024)] = 8  # unanswered batches per signal (the OTAP window)
     retry_initial: Annotated[Duration, Range("10ms", "1h")] = _ONE_SECOND  # first backoff after a failure
     retry_max: Annotated[Duration, Range("100ms", "1d")] = _ONE_MINUTE  # backoff cap
@@ -53,6 +66,38 @@ class UpstreamConfig:
     arrow_reprobe_interval: Annotated[Duration, Range("1s", "7d")] = _TEN_MINUTES
     # Arrow streams a batch may kill with decode errors before it goes by OTLP.
     poison_threshold: Annotated[int, Range(1, 100)] = 3
+
+    KEY_DOCS: ClassVar[KeyDocs] = {
+        "tls": "TLS to the collector: by default the system's CAs check its certificate.",
+        "endpoint": Key('The collector: "host:port" for gRPC, or "https://host:port[/base]" for OTLP/HTTP '
+        "(http:// only with tls.insecure = true).", example='"collector.example:4317"'),
+        "protocol": Key("How batches are sent.", choices={
+        "otap": "OpenTelemetry Arrow over gRPC streams: the smallest on the wire; falls back to OTLP "
+        "when the collector cannot take Arrow",
+        "otlp_grpc": "plain OTLP over gRPC (port 4317)",
+        "otlp_http": "OTLP over HTTP with protobuf bodies (port 4318), for proxies that pass only HTTP"}),
+        "headers": 'Extra request headers, such as an API key: { "x-api-key" = "env:API_KEY" }. Each value is '
+        '"env:NAME", "file:PATH" or the text itself; never logged.',
+        "compression": Key("Compression of what is sent.", choices={
+        "auto": "gzip (on OTAP it halves the per-batch Arrow metadata)",
+        "gzip": "gzip",
+        "none": "no compression (a fast link and a slow CPU)"}),
+        "timeout": "Per send: the longest wait for the collector to answer for one batch.",
+        "max_stream_lifetime": "OTAP: a gRPC stream is closed and a new one opened after this. A new stream "
+        "sends its schemas and dictionaries again, so long streams cost fewer bytes; lower it where a load "
+        "balancer cuts long streams.",
+        "send_interval": "Batches nobody waits on (host, serial, MQTT QoS 0) are held up to this long and "
+        "sent together as one larger wire batch (fewer bytes per point); MQTT QoS 1 batches leave at once. "
+        '"0s": send every batch as soon as it is cut.',
+        "max_in_flight": "Batches per signal sent and not yet answered (the OTAP window).",
+        "retry_initial": "First wait before sending again after a failure.",
+        "retry_max": "Longest wait between attempts (the wait grows, with jitter, up to this).",
+        "rate_limit": Key("Points per second at most when sending a backlog (after an outage), so the "
+        "uplink stays usable. Unset: no limit.", example="5000"),
+        "arrow_reprobe_interval": "After falling back from OTAP to OTLP, how often Arrow is tried again.",
+        "poison_threshold": "OTAP streams one batch may break (decode errors) before it is sent by OTLP "
+        "instead.",
+    }
 
     def __post_init__(self) -> None:
         if not self.endpoint.strip():
@@ -79,6 +124,8 @@ class UpstreamConfig:
             raise FieldError("max_in_flight", "at least 1")
         if self.max_stream_lifetime < 1.0:
             raise FieldError("max_stream_lifetime", "at least 1s")
+        if self.send_interval < 0:
+            raise FieldError("send_interval", "0s or more")
         if self.timeout <= 0:
             raise FieldError("timeout", "a positive duration")
         if self.retry_initial <= 0:

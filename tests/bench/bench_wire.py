@@ -2,6 +2,11 @@
 producer, on the same data; plus our encoder's CPU microseconds per point (issue 3, Deliver item 7).
 
     python -m tests.bench.bench_wire [--minutes 10] [--sensors 200] [--intervals 10,60] [--no-go]
+                                     [--profiles everyday,replay,datasets] [--replay-hours 24]
+
+Profiles "everyday" and "replay" (issue 12): host metrics cut every 10 s on our default wire, with
+one stream per batch, a stream recycled every 30 s, one 1-h stream, and send cadences of 30-300 s
+(batches coalesced as the forwarder does); and a 24-h backlog replayed in 5,000-point wire batches.
 
 Data (synthetic, shaped like the real thing):
 * host: a Raspberry-Pi-like host scraped every 10 s — 97 series: cpu time and utilization per core and
@@ -287,14 +292,91 @@ def report(title: str, results: list[Result], cpu_ours: float, cpu_otlp: float) 
           f"OTLP request build + serialize {cpu_otlp:.2f} µs/point")
 
 
+def _otap_gzip(batches: list[pa.RecordBatch], per_stream: int | None) -> int:
+    """Bytes of our default wire (IPC zstd + gRPC gzip), a new stream every `per_stream` batches."""
+    total = 0
+    enc = OtapStreamEncoder("metrics")
+    for i, b in enumerate(batches):
+        if per_stream is not None and i % per_stream == 0:
+            enc = OtapStreamEncoder("metrics")
+        total += gz(enc.encode(b).SerializeToString())
+    return total
+
+
+def _otlp_zstd(batches: list[pa.RecordBatch]) -> int:
+    return sum(zs(metrics_request(b).SerializeToString()) for b in batches)
+
+
+def _cadence(batches: list[pa.RecordBatch], k: int, max_points: int = 5000) -> list[pa.RecordBatch]:
+    """What the forwarder sends when k cut batches leave together (coalesce.py), up to max_points."""
+    from edgecollect.coalesce import coalesce, groups
+
+    out = []
+    for lo in range(0, len(batches), k):
+        part = batches[lo : lo + k]
+        out += [coalesce([part[i] for i in g]) for g in groups(part, max_points)]
+    return out
+
+
+def everyday(minutes: float) -> None:
+    """Host metrics every 10 s, cut every 10 s (the defaults): how stream lifetime and send cadence
+    change the bytes per point on our default wire, next to OTLP+zstd of the same wire batches."""
+    rng = random.Random(42)
+    ds = host_dataset(rng)
+    batches = list(ds.batches(int(minutes * 60), 10, rng))
+    points = sum(b.num_rows for b in batches)
+    print(f"\n### everyday: host every 10 s, {minutes:g} min, {points} points, OTAP = IPC zstd + gRPC gzip\n")
+    print("| profile | wire batches | B/point | OTLP+zstd B/point (same batches) |")
+    print("|---|---:|---:|---:|")
+    otlp10 = _otlp_zstd(batches) / points
+    for label, per_stream in (("10-s batches, one stream per batch", 1),
+                              ("10-s batches, stream recycled every 30 s (old default)", 3),
+                              ("10-s batches, one 1-h stream (new lifetime)", 360)):
+        print(f"| {label} | {len(batches)} | {_otap_gzip(batches, per_stream) / points:.2f} | {otlp10:.2f} |")
+    for seconds in (30, 60, 120, 300):
+        sent = _cadence(batches, seconds // 10)
+        print(f"| send cadence {seconds} s, one 1-h stream | {len(sent)} | "
+              f"{_otap_gzip(sent, 3600 // seconds) / points:.2f} | {_otlp_zstd(sent) / points:.2f} |")
+
+
+def replay(hours: float, max_points: int) -> None:
+    """A backlog of 10-s host batches (24 h offline) replayed coalesced into max_points wire batches."""
+    rng = random.Random(7)
+    ds = host_dataset(rng)
+    batches = list(ds.batches(int(hours * 3600), 10, rng))
+    points = sum(b.num_rows for b in batches)
+    sent = _cadence(batches, len(batches), max_points)
+    ours_b = _otap_gzip(sent, None)
+    otlp_small, otlp_big = _otlp_zstd(batches), _otlp_zstd(sent)
+    print(f"\n### replay: {hours:g} h of host batches ({len(batches)} spooled, {points} points) "
+          f"coalesced into {len(sent)} wire batches of <= {max_points} points\n")
+    print("| encoding | B/point | × OTLP+zstd (same wire batches) | × OTLP+zstd (as spooled, 10 s) |")
+    print("|---|---:|---:|---:|")
+    print(f"| ours OTAP, IPC zstd + gRPC gzip, one stream | {ours_b / points:.2f} | {ours_b / otlp_big:.3f} | "
+          f"{ours_b / otlp_small:.3f} |")
+    print(f"| OTLP + gRPC zstd, {max_points}-point batches | {otlp_big / points:.2f} | 1.000 | "
+          f"{otlp_big / otlp_small:.3f} |")
+    print(f"| OTLP + gRPC zstd, 10-s batches | {otlp_small / points:.2f} | {otlp_small / otlp_big:.3f} | 1.000 |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--sensors", type=int, default=200)
     parser.add_argument("--intervals", default="10,60", help="batch lengths in seconds, comma-separated")
     parser.add_argument("--no-go", action="store_true", help="skip the Go reference producer")
+    parser.add_argument("--profiles", default="everyday,replay,datasets",
+                        help="everyday (stream lifetime, send cadence), replay (24 h backlog), datasets")
+    parser.add_argument("--replay-hours", type=float, default=24.0)
     args = parser.parse_args()
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}  date: {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    profiles = args.profiles.split(",")
+    if "everyday" in profiles:
+        everyday(max(args.minutes, 60.0))
+    if "replay" in profiles:
+        replay(args.replay_hours, 5000)
+    if "datasets" not in profiles:
+        return
     seconds = int(args.minutes * 60)
     for make in (host_dataset, lambda r: mqtt_dataset(r, args.sensors)):
         for interval in (int(x) for x in args.intervals.split(",")):

@@ -83,6 +83,7 @@ def test_upstream_faults_through_a_proxy_lose_nothing(
                 filler.metrics(r.randint(20, 400))
                 if r.random() < 0.2:
                     filler.logs(r.randint(1, 30))
+                fwd.notify()  # as the batcher does after each spool write
                 time.sleep(r.uniform(0.02, 0.2))
             stop.set()
             chaos_thread.join(30)

@@ -102,6 +102,9 @@ def config(endpoint: str, **overrides: Any) -> UpstreamConfig:
 @contextmanager
 def forwarding(cfg: UpstreamConfig, filler: Filler, **kwargs: Any) -> Iterator[Forwarder]:
     stop = threading.Event()
+    # One spooled batch per wire batch unless a test asks otherwise: most tests here count wire
+    # batches (windows, streams, retries); coalesced replay has its own tests.
+    kwargs.setdefault("max_points", 1)
     fwd = Forwarder(cfg, filler.spool, filler.telemetry, stop, **kwargs)
     thread = threading.Thread(target=fwd.run, name="forwarder", daemon=True)
     thread.start()

@@ -171,7 +171,7 @@ def test_config_checks() -> None:
             UpstreamConfig(**bad)
     cfg = UpstreamConfig(endpoint="x")
     assert (cfg.protocol, cfg.max_stream_lifetime, cfg.arrow_reprobe_interval, cfg.tls.insecure) == (
-        "otap", 30.0, 600.0, False)
+        "otap", 3600.0, 600.0, False)
 
 
 def test_headers_resolve_secrets_and_errors_hide_values(
