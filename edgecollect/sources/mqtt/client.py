@@ -39,6 +39,7 @@ from edgecollect.configtypes import resolve_secret
 from edgecollect.errors import SourceFault
 from edgecollect.model import Parsed, Point, Series
 from edgecollect.sources.base import SourceContext
+from edgecollect.sources.mqtt.closing import finish
 from edgecollect.sources.mqtt.config import MqttConfig
 from edgecollect.sources.mqtt.formats import DEFAULT_PREFIXES, PARSERS, Message, Metadata, Parser, Rule
 from edgecollect.sources.mqtt.pacing import FlushPacer
@@ -114,6 +115,7 @@ class MqttSource:
         self._token = 0
         self._generation = 0
         self._connected = False
+        self._disconnecting = False  # our own DISCONNECT is going out: close without a reset
         self._pacer = FlushPacer(cfg.max_unacked)
         self._flush_requests = ctx.counter("flush_requests", "reason")
         self._last_flush_request = 0.0
@@ -186,6 +188,7 @@ class MqttSource:
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
+        client.on_socket_close = self._on_socket_close
         client.connect_timeout = cfg.connect_timeout
         self._client = client
         return client
@@ -257,12 +260,14 @@ class MqttSource:
     def _close(self, client: mqtt.Client) -> None:
         try:
             if self._connected:
+                self._disconnecting = True
                 client.disconnect()
                 client.loop(timeout=0.1)  # let the DISCONNECT out
         except (OSError, ValueError):
             pass
         finally:
             self._connected = False
+            self._disconnecting = False
 
     # -- paho callbacks (on the run() thread) ------------------------------------------------
 
@@ -302,6 +307,11 @@ class MqttSource:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any,
     ) -> None:
         self._connected = False
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        # Only after our DISCONNECT: a lost connection has nothing to save and must not linger.
+        if self._disconnecting:
+            finish(sock)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._pacer.message(time.monotonic())
