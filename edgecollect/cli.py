@@ -13,12 +13,9 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from edgecollect import __version__
 from edgecollect.config import Config, load
@@ -65,24 +62,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     _setup_logging(cfg.agent.log_level)
     from edgecollect.runtime import Agent
+    from edgecollect.signals import Wakeup
     from edgecollect.supervisor import Supervisor
 
-    stop = threading.Event()
-    reload_requested = threading.Event()
-
-    def on_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: flushing and stopping", signal.Signals(signum).name)
-        stop.set()
-
-    def on_hup(_signum: int, _frame: FrameType | None) -> None:
-        reload_requested.set()
-        stop.set()  # wakes the main loop; the supervisor tells reload from stop
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, on_hup)
+    wakeup = Wakeup()  # SIGTERM/SIGINT: stop; SIGHUP: reload; separate flags, stop always wins
+    wakeup.install()
     try:
-        return Supervisor(cfg, args.config, stop, reload_requested, Agent).run()
+        return Supervisor(cfg, args.config, wakeup, Agent).run()
     except SpoolFault as exc:
         log.error("%s", exc)
         return EXIT_FAILURE

@@ -31,6 +31,7 @@ from edgecollect.telemetry import Telemetry
 from edgecollect.timesync import ClockStep, ClockWatcher, SyncDetector, repair_spool_batch
 
 log = logging.getLogger("edgecollect")
+CLOSE_GRACE_S = 5.0  # beyond shutdown_timeout, for a source still inside a blocking device call
 
 
 class Runnable(Protocol):
@@ -186,6 +187,30 @@ class Agent:
             thread.join(max(0.0, deadline - time.monotonic()))
         log.info("edgecollect stopped: %d points flushed to the spool at shutdown", flushed)
 
+    def close(self, grace_s: float = CLOSE_GRACE_S) -> None:
+        """After shutdown(): release everything this pipeline holds, so a reload leaks nothing.
+
+        Threads are joined (a source still inside a blocking call gets `grace_s` more), then the
+        references that keep rings and sockets reachable are dropped: gauge callbacks, source
+        objects and contexts, the batcher's rings. A thread that still does not end is logged by
+        name; whatever it holds stays until it returns.
+        """
+        self.stop_event.set()
+        deadline = time.monotonic() + grace_s
+        threads = [st.thread for st in self.sources if st.thread is not None] + self._threads
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in threads if t.is_alive()]
+        if stuck:
+            log.warning("threads still running after shutdown (their memory is held until they end): %s",
+                        ", ".join(stuck))
+        self._threads = [t for t in self._threads if t.is_alive()]
+        for st in self.sources:
+            st.thread = None
+        self.sources.clear()
+        self.forwarder = None
+        self.telemetry.clear()
+
     # -- clock -------------------------------------------------------------------------------
 
     def poll_clock(self) -> None:
@@ -197,7 +222,8 @@ class Agent:
         self.batcher.clock_step(step)
         self.batcher.wake()
         # Spooled files of this boot are rewritten off the main loop so the watchdog keeps beating.
-        threading.Thread(target=self._repair_spool, args=(step,), name="clock-repair", daemon=True).start()
+        self._threads = [t for t in self._threads if t.is_alive()]
+        self._spawn("clock-repair", functools.partial(self._repair_spool, step))
 
     def _repair_spool(self, step: ClockStep) -> None:
         for batch in self.spool.list():
