@@ -66,14 +66,16 @@ class SourceContext:
             if isinstance(point.value, int) and not INT64_MIN <= point.value <= INT64_MAX:
                 self._rejected_points.inc("out_of_range")  # the ring's int column is int64
                 continue
+            time_ns = now_ns if point.time_ns is None else point.time_ns
             start = 0
             if point.series.kind in ("cumulative", "updown"):
-                start = point.start_time_ns or now_ns
+                # A cumulative series never starts after its first point: the device's own start
+                # (reset) time when the payload gives one, else the first point's own time.
+                start = min(point.start_time_ns or time_ns, time_ns)
             series_id = self.series.intern(point.series, start)
             if series_id < 0:
                 self._rejected_points.inc("cardinality")
                 continue
-            time_ns = now_ns if point.time_ns is None else point.time_ns
             rows.append((series_id, time_ns, point.value, now_flags))
         if rows:
             self.ring.extend(rows, token)
