@@ -85,7 +85,7 @@ class Agent:
 
     # -- wiring -------------------------------------------------------------------------------
 
-    def _context(self, name: str, kind: str) -> SourceContext:
+    def _context(self, name: str, kind: str, max_series: int | None = None) -> SourceContext:
         budget = self.cfg.buffer
         capacity = budget.max_points
         if budget.max_bytes is not None:
@@ -100,27 +100,35 @@ class Agent:
         self.telemetry.gauge("buffer", "points", ring.__len__, base=base)
         self.telemetry.gauge("buffer", "memory", ring.memory_bytes, unit="By", base=base)
         self.batcher.add_ring(ring)
-        return SourceContext(name, kind, ring, self.stop_event, self.registry, self.telemetry, self.clock)
+        if kind == "self":  # its own pool: a source's cardinality flood cannot silence our counters
+            series_budget = self.registry.budget(name, _self_max_series(self.cfg), reserved=True)
+        else:
+            series_budget = self.registry.budget(name, max_series)
+        return SourceContext(
+            name, kind, ring, self.stop_event, self.registry, self.telemetry, self.clock, series_budget,
+        )
 
-    def add_source(self, name: str, kind: str, make: Callable[[SourceContext], Runnable]) -> SourceContext:
-        ctx = self._context(name, kind)
+    def add_source(
+        self, name: str, kind: str, make: Callable[[SourceContext], Runnable], max_series: int | None = None,
+    ) -> SourceContext:
+        ctx = self._context(name, kind, max_series)
         self.sources.append(_SourceThread(ctx, make(ctx)))
         return ctx
 
     def _build_sources(self) -> None:
         srcs = self.cfg.sources
         if srcs.host.enabled:
-            self.add_source("host", "host", lambda ctx: HostSource(srcs.host, ctx))
+            self.add_source("host", "host", lambda ctx: HostSource(srcs.host, ctx), _max_series(srcs.host))
         if srcs.mqtt:
             from edgecollect.sources.mqtt import MqttSource  # paho is imported only when used
 
             for i, mcfg in enumerate(srcs.mqtt):
-                self.add_source(f"mqtt.{i}", "mqtt", functools.partial(MqttSource, mcfg))
+                self.add_source(f"mqtt.{i}", "mqtt", functools.partial(MqttSource, mcfg), _max_series(mcfg))
         if srcs.serial:
             from edgecollect.sources.serial import SerialSource
 
             for i, scfg in enumerate(srcs.serial):
-                self.add_source(f"serial.{i}", "serial", functools.partial(SerialSource, scfg))
+                self.add_source(f"serial.{i}", "serial", functools.partial(SerialSource, scfg), _max_series(scfg))
         interval = self.cfg.agent.self_interval
         self.self_ctx = self.add_source("self", "self", lambda ctx: SelfTelemetrySource(self.telemetry, interval, ctx))
         if self.cfg.upstream is not None:
@@ -289,6 +297,21 @@ class Agent:
         from edgecollect.exporters.base import format_status
 
         return line + "; " + format_status(st["upstream"])
+
+
+# The budget fields come with the config ranges work (a `max_series` per source, `self_max_series`
+# in [agent]); read them where present so this wiring does not depend on that change's order.
+DEFAULT_SELF_MAX_SERIES = 2_000
+
+
+def _max_series(source_cfg: object) -> int | None:
+    limit = getattr(source_cfg, "max_series", None)
+    return limit if isinstance(limit, int) else None
+
+
+def _self_max_series(cfg: Config) -> int:
+    limit = getattr(cfg.agent, "self_max_series", None)
+    return limit if isinstance(limit, int) else DEFAULT_SELF_MAX_SERIES
 
 
 def _pid() -> int:

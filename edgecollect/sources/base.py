@@ -16,7 +16,7 @@ from typing import Protocol
 
 from edgecollect.buffer import Ring
 from edgecollect.clock import Clock
-from edgecollect.model import AttrValue, LogRecord, Point, SeriesRegistry, is_finite
+from edgecollect.model import REFUSED_BUDGET, AttrValue, LogRecord, Point, SeriesBudget, SeriesRegistry, is_finite
 from edgecollect.telemetry import Counter, Telemetry
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -38,6 +38,7 @@ class SourceContext:
     series: SeriesRegistry
     telemetry: Telemetry
     clock: Clock
+    budget: SeriesBudget | None = None  # this source's share of the series registry
 
     def __post_init__(self) -> None:
         self._rejected_points = self.counter("points_rejected", "reason")
@@ -72,9 +73,10 @@ class SourceContext:
                 # A cumulative series never starts after its first point: the device's own start
                 # (reset) time when the payload gives one, else the first point's own time.
                 start = min(point.start_time_ns or time_ns, time_ns)
-            series_id = self.series.intern(point.series, start)
+            series_id = self.series.intern(point.series, start, self.budget)
             if series_id < 0:
-                self._rejected_points.inc("cardinality")
+                # "max_series": this source's own budget; "cardinality": the agent-wide pool.
+                self._rejected_points.inc("max_series" if series_id == REFUSED_BUDGET else "cardinality")
                 continue
             rows.append((series_id, time_ns, point.value, now_flags))
         if rows:
