@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from edgecollect.config import Config, load
 from edgecollect.errors import ConfigError
+from edgecollect.heap import return_large_frees
 from edgecollect.runtime import Agent
 from edgecollect.sdnotify import Notifier
 from edgecollect.signals import Wakeup
@@ -52,6 +53,7 @@ class Supervisor:
         self.wakeups = 0  # main-loop wake-ups, for the footprint benchmark and tests
 
     def run(self) -> int:
+        return_large_frees()  # rejected big payloads and replaced pipelines leave no RSS behind
         agent = self._start(self._cfg)
         # READY=1 once the sources run: systemd orders dependants and starts the watchdog here.
         self._notify.ready(self._status_text(agent))
