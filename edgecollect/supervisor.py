@@ -104,7 +104,10 @@ class Supervisor:
 
     @staticmethod
     def _clock_poll_s(agent: Agent) -> float:
-        return CLOCK_POLL_SYNCED_S if agent.clock_watcher.synced else CLOCK_POLL_UNSYNCED_S
+        # Asked of the clock that stamps samples (not the watcher's last poll), so the first poll
+        # after samples start being flagged unsynchronised comes within a second.
+        synced = agent.clock_watcher.synced and not agent.clock.flags()
+        return CLOCK_POLL_SYNCED_S if synced else CLOCK_POLL_UNSYNCED_S
 
     @staticmethod
     def _status_text(agent: Agent) -> str:

@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+from edgecollect.clock import Clock
 from edgecollect.config import Config, load
 from edgecollect.runtime import Agent
 from edgecollect.sdnotify import Notifier
@@ -24,12 +25,20 @@ def _config(state: Path) -> Path:
 
 
 class _Run:
-    def __init__(self, path: Path, notifier: Notifier | None = None) -> None:
+    def __init__(self, path: Path, notifier: Notifier | None = None, clock: Clock | None = None) -> None:
         self.wakeup = Wakeup()
         self.made: list[Agent] = []
+        self.clock_polls = 0
 
         def make(c: Config) -> Agent:
-            agent = Agent(c)
+            agent = Agent(c, clock=clock)
+            poll = agent.poll_clock
+
+            def counted() -> None:
+                self.clock_polls += 1
+                poll()
+
+            agent.poll_clock = counted  # type: ignore[method-assign]
             self.made.append(agent)
             return agent
 
@@ -56,6 +65,14 @@ def test_an_idle_agent_main_loop_does_not_tick(tmp_path: Path) -> None:
     assert run.supervisor.wakeups == 0
     assert run.finish() == 0
     assert run.supervisor.wakeups == 1  # the stop request itself
+
+
+def test_an_unsynchronised_clock_is_polled_every_second(tmp_path: Path) -> None:
+    run = _Run(_config(tmp_path / "state"), clock=Clock(synced=lambda: False))
+    try:
+        assert wait_for(lambda: run.clock_polls >= 3), "the watcher is polled while the clock is unsynced"
+    finally:
+        assert run.finish() == 0
 
 
 def test_the_watchdog_still_beats_at_half_its_timeout(tmp_path: Path) -> None:
