@@ -14,12 +14,9 @@ import dataclasses
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from edgecollect import __version__, footprint
@@ -119,26 +116,13 @@ def _pinned_to(locked: Path) -> Callable[[Config], Agent]:
 
 
 def _run_locked(cfg: Config, args: argparse.Namespace) -> int:
+    from edgecollect.signals import Wakeup
     from edgecollect.supervisor import Supervisor
 
-    make_agent = _pinned_to(cfg.state_dir())
-
-    stop = threading.Event()
-    reload_requested = threading.Event()
-
-    def on_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: flushing and stopping", signal.Signals(signum).name)
-        stop.set()
-
-    def on_hup(_signum: int, _frame: FrameType | None) -> None:
-        reload_requested.set()
-        stop.set()  # wakes the main loop; the supervisor tells reload from stop
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, on_hup)
+    wakeup = Wakeup()  # SIGTERM/SIGINT: stop; SIGHUP: reload; separate flags, stop always wins
+    wakeup.install()
     try:
-        return Supervisor(cfg, args.config, stop, reload_requested, make_agent).run()
+        return Supervisor(cfg, args.config, wakeup, _pinned_to(cfg.state_dir())).run()
     except SpoolFault as exc:
         log.error("%s", exc)
         return EXIT_FAILURE

@@ -85,9 +85,34 @@ class _Entry:
     start_time_ns: int
 
 
+# intern() results that are not ids: which cap refused the new series (the caller counts it).
+REFUSED_SHARED = -1  # the agent-wide max_series pool is full
+REFUSED_BUDGET = -2  # the caller's own budget (a source's max_series, self-telemetry's) is full
+
+
+@dataclass
+class SeriesBudget:
+    """One owner's share of the registry: at most `limit` new series (None: only the shared cap).
+
+    A `reserved` budget (the agent's own telemetry) is kept apart from the shared `max_series`
+    pool, so no source's cardinality flood can refuse the counters that report it.
+    """
+
+    name: str
+    limit: int | None = None
+    reserved: bool = False
+    used: int = 0
+    refused: int = 0
+
+
 @dataclass
 class SeriesRegistry:
     """Interns series to dense ids, bounded by `max_series` so cardinality cannot grow memory.
+
+    Every new series is charged to the caller's `SeriesBudget` (if any) and, unless that budget is
+    reserved, to the shared `max_series` pool: one source can be held to its own `max_series`,
+    and the agent's own series never compete with the sources'. Memory: one entry per series, at
+    most `max_series` plus the reserved budgets' limits.
 
     Cumulative series remember a start time (the first time they were seen, unless a source knows
     better, e.g. boot time for kernel counters), which OTLP needs on every point. A negative start
@@ -98,9 +123,15 @@ class SeriesRegistry:
     _ids: dict[Series, int] = field(default_factory=dict)
     _entries: list[_Entry] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _shared_used: int = 0
 
-    def intern(self, series: Series, start_time_ns: int = 0) -> int:
-        """The id of `series`, or -1 when the registry is full (the caller counts the reject)."""
+    def budget(self, name: str, limit: int | None = None, *, reserved: bool = False) -> SeriesBudget:
+        if reserved and limit is None:
+            raise ValueError("a reserved series budget needs a limit")
+        return SeriesBudget(name, limit, reserved)
+
+    def intern(self, series: Series, start_time_ns: int = 0, budget: SeriesBudget | None = None) -> int:
+        """The id of `series`, or REFUSED_SHARED / REFUSED_BUDGET (negative) when a cap is reached."""
         found = self._ids.get(series)
         if found is not None:
             return found
@@ -108,11 +139,21 @@ class SeriesRegistry:
             found = self._ids.get(series)
             if found is not None:
                 return found
-            if len(self._entries) >= self.max_series:
-                return -1
+            shared = budget is None or not budget.reserved
+            if budget is not None and budget.limit is not None and budget.used >= budget.limit:
+                budget.refused += 1
+                return REFUSED_BUDGET
+            if shared and self._shared_used >= self.max_series:
+                if budget is not None:
+                    budget.refused += 1
+                return REFUSED_SHARED
             new_id = len(self._entries)
             self._entries.append(_Entry(series, start_time_ns))
             self._ids[series] = new_id
+            if shared:
+                self._shared_used += 1
+            if budget is not None:
+                budget.used += 1
             return new_id
 
     def series(self, series_id: int) -> Series:

@@ -32,6 +32,7 @@ from edgecollect.telemetry import Telemetry
 from edgecollect.timesync import ClockStep, ClockWatcher, SyncDetector, repair_spool_batch
 
 log = logging.getLogger("edgecollect")
+CLOSE_GRACE_S = 5.0  # beyond shutdown_timeout, for a source still inside a blocking device call
 
 
 class Runnable(Protocol):
@@ -89,7 +90,7 @@ class Agent:
 
     # -- wiring -------------------------------------------------------------------------------
 
-    def _context(self, name: str, kind: str) -> SourceContext:
+    def _context(self, name: str, kind: str, max_series: int | None = None) -> SourceContext:
         budget = self.cfg.buffer
         capacity = budget.max_points
         if budget.max_bytes is not None:
@@ -109,27 +110,35 @@ class Agent:
         self.telemetry.gauge("buffer", "points", ring.__len__, base=base)
         self.telemetry.gauge("buffer", "memory", ring.memory_bytes, unit="By", base=base)
         self.batcher.add_ring(ring)
-        return SourceContext(name, kind, ring, self.stop_event, self.registry, self.telemetry, self.clock)
+        if kind == "self":  # its own pool: a source's cardinality flood cannot silence our counters
+            series_budget = self.registry.budget(name, self.cfg.agent.self_max_series, reserved=True)
+        else:
+            series_budget = self.registry.budget(name, max_series)
+        return SourceContext(
+            name, kind, ring, self.stop_event, self.registry, self.telemetry, self.clock, series_budget,
+        )
 
-    def add_source(self, name: str, kind: str, make: Callable[[SourceContext], Runnable]) -> SourceContext:
-        ctx = self._context(name, kind)
+    def add_source(
+        self, name: str, kind: str, make: Callable[[SourceContext], Runnable], max_series: int | None = None,
+    ) -> SourceContext:
+        ctx = self._context(name, kind, max_series)
         self.sources.append(_SourceThread(ctx, make(ctx)))
         return ctx
 
     def _build_sources(self) -> None:
         srcs = self.cfg.sources
         if srcs.host.enabled:
-            self.add_source("host", "host", lambda ctx: HostSource(srcs.host, ctx))
+            self.add_source("host", "host", lambda ctx: HostSource(srcs.host, ctx), srcs.host.max_series)
         if srcs.mqtt:
             from edgecollect.sources.mqtt import MqttSource  # paho is imported only when used
 
             for i, mcfg in enumerate(srcs.mqtt):
-                self.add_source(f"mqtt.{i}", "mqtt", functools.partial(MqttSource, mcfg))
+                self.add_source(f"mqtt.{i}", "mqtt", functools.partial(MqttSource, mcfg), mcfg.max_series)
         if srcs.serial:
             from edgecollect.sources.serial import SerialSource
 
             for i, scfg in enumerate(srcs.serial):
-                self.add_source(f"serial.{i}", "serial", functools.partial(SerialSource, scfg))
+                self.add_source(f"serial.{i}", "serial", functools.partial(SerialSource, scfg), scfg.max_series)
         for bus in srcs.modbus:
             from edgecollect.sources.modbus.source import ModbusSource  # pymodbus only when used
 
@@ -222,6 +231,30 @@ class Agent:
 
             close_all(st.ctx.ring for st in self.sources)
 
+    def close(self, grace_s: float = CLOSE_GRACE_S) -> None:
+        """After shutdown(): release everything this pipeline holds, so a reload leaks nothing.
+
+        Threads are joined (a source still inside a blocking call gets `grace_s` more), then the
+        references that keep rings and sockets reachable are dropped: gauge callbacks, source
+        objects and contexts, the batcher's rings. A thread that still does not end is logged by
+        name; whatever it holds stays until it returns.
+        """
+        self.stop_event.set()
+        deadline = time.monotonic() + grace_s
+        threads = [st.thread for st in self.sources if st.thread is not None] + self._threads
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in threads if t.is_alive()]
+        if stuck:
+            log.warning("threads still running after shutdown (their memory is held until they end): %s",
+                        ", ".join(stuck))
+        self._threads = [t for t in self._threads if t.is_alive()]
+        for st in self.sources:
+            st.thread = None
+        self.sources.clear()
+        self.forwarder = None
+        self.telemetry.clear()
+
     # -- clock -------------------------------------------------------------------------------
 
     def poll_clock(self) -> None:
@@ -233,7 +266,8 @@ class Agent:
         self.batcher.clock_step(step)
         self.batcher.wake()
         # Spooled files of this boot are rewritten off the main loop so the watchdog keeps beating.
-        threading.Thread(target=self._repair_spool, args=(step,), name="clock-repair", daemon=True).start()
+        self._threads = [t for t in self._threads if t.is_alive()]
+        self._spawn("clock-repair", functools.partial(self._repair_spool, step))
 
     def _repair_spool(self, step: ClockStep) -> None:
         for batch in self.spool.list():

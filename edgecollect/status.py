@@ -40,14 +40,13 @@ class StatusServer:
             log.warning("status socket %s unavailable: %s", self.path, exc)
             return
         self._sock = sock
-        self._thread = threading.Thread(target=self._serve, name="status", daemon=True)
+        self._thread = threading.Thread(target=self._serve, args=(sock,), name="status", daemon=True)
         self._thread.start()
 
-    def _serve(self) -> None:
-        assert self._sock is not None
+    def _serve(self, sock: socket.socket) -> None:
         while True:
             try:
-                conn, _ = self._sock.accept()
+                conn, _ = sock.accept()
             except OSError:
                 return  # closed by stop()
             with conn:
@@ -62,6 +61,11 @@ class StatusServer:
                 self._sock.shutdown(socket.SHUT_RDWR)
             self._sock.close()
             self._sock = None
+        if self._thread is not None:
+            # Joined, so the thread (and the snapshot callback it holds: the whole old pipeline on
+            # a reload) is gone when stop() returns; accept() has already failed on the closed socket.
+            self._thread.join(5.0)
+            self._thread = None
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 

@@ -118,6 +118,13 @@ class Telemetry:
             self._gauges[key] = gauge
         return gauge
 
+    def clear(self) -> None:
+        """Forget every instrument: gauges hold callbacks into rings and spools (a reload's old
+        pipeline must not stay reachable through them)."""
+        with self._lock:
+            self._counters.clear()
+            self._gauges.clear()
+
     def counters(self) -> list[Counter]:
         with self._lock:
             return list(self._counters.values())

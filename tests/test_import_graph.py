@@ -24,7 +24,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgecollect"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("edgecollect", "edgecollect.errors", "edgecollect.model", "edgecollect.clock",
                     "edgecollect.tomlpos", "edgecollect.configtypes", "edgecollect.telemetry",
-                    "edgecollect.resource", "edgecollect.status", "edgecollect.sdnotify", "edgecollect.footprint")),
+                    "edgecollect.resource", "edgecollect.status", "edgecollect.sdnotify", "edgecollect.footprint",
+                    "edgecollect.heap")),
     ("sources", ("edgecollect.sources",)),
     ("buffer", ("edgecollect.buffer", "edgecollect.processors")),
     ("batch", ("edgecollect.batch", "edgecollect.coalesce", "edgecollect.batcher", "edgecollect.timesync")),
@@ -33,7 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("exporters", ("edgecollect.exporters",)),
     ("wiring", ("edgecollect.config", "edgecollect.configdoc", "edgecollect.runtime",
                 "edgecollect.supervisor", "edgecollect.spooltool", "edgecollect.cli", "edgecollect.__main__",
-                "edgecollect.opamp", "edgecollect.statelock")),
+                "edgecollect.opamp", "edgecollect.statelock", "edgecollect.signals")),
 )
 
 # Import circles that exist today, each as the set of modules in it. The exporters import each

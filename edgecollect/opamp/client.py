@@ -107,6 +107,7 @@ class OpampClient:
         self._agent_status = agent_status
         self._apply = apply
         self._uid = instance_uid(state_dir)
+        self._state_dir = state_dir
         self._store = RemoteConfigStore(state_dir)
         applied = self._store.applied_hash() if cfg.path == str(self._store.current) else b""
         self._rc_status = opamp_pb2.RemoteConfigStatus(
@@ -277,12 +278,19 @@ class OpampClient:
             return self._set_rc(config_hash, failed, wrong)
         try:
             text = item.body.decode("utf-8")
-            loads(text, report.CONFIG_KEY)
+            wanted = loads(text, report.CONFIG_KEY).state_dir()
         except UnicodeDecodeError:
             return self._set_rc(config_hash, failed, f"{report.CONFIG_KEY}: not UTF-8 text")
         except ConfigError as exc:
             log.error("opamp: remote config refused: %s", exc)
             return self._set_rc(config_hash, failed, str(exc))
+        if wanted != self._state_dir:
+            # The state_dir is locked for the life of the process (one agent per state_dir) and holds
+            # this client's identity and the applied config: a move needs a restart on the box.
+            moved = (f"{report.CONFIG_KEY}: agent.state_dir: a remote config cannot move the state_dir "
+                     f"(this agent holds {self._state_dir}; found {wanted}): change it locally and restart")
+            log.error("opamp: remote config refused: %s", moved)
+            return self._set_rc(config_hash, failed, moved)
         self._set_rc(config_hash, opamp_pb2.RemoteConfigStatuses_APPLYING)
         path = self._store.stage(text, config_hash)
         new_cfg = loads(text, str(path))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from edgecollect.buffer import Ring
 from edgecollect.clock import Clock
-from edgecollect.model import AttrValue, LogRecord, Point, SeriesRegistry, is_finite
+from edgecollect.model import REFUSED_BUDGET, AttrValue, LogRecord, Point, SeriesBudget, SeriesRegistry, is_finite
 from edgecollect.telemetry import Counter, Telemetry
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -30,6 +30,7 @@ class SourceContext:
     series: SeriesRegistry
     telemetry: Telemetry
     clock: Clock
+    budget: SeriesBudget | None = None  # this source's share of the series registry
 
     def __post_init__(self) -> None:
         self._rejected_points = self.counter("points_rejected", "reason")
@@ -58,14 +59,17 @@ class SourceContext:
             if isinstance(point.value, int) and not INT64_MIN <= point.value <= INT64_MAX:
                 self._rejected_points.inc("out_of_range")  # the ring's int column is int64
                 continue
+            time_ns = now_ns if point.time_ns is None else point.time_ns
             start = 0
             if point.series.kind in ("cumulative", "updown"):
-                start = point.start_time_ns or now_ns
-            series_id = self.series.intern(point.series, start)
+                # A cumulative series never starts after its first point: the device's own start
+                # (reset) time when the payload gives one, else the first point's own time.
+                start = min(point.start_time_ns or time_ns, time_ns)
+            series_id = self.series.intern(point.series, start, self.budget)
             if series_id < 0:
-                self._rejected_points.inc("cardinality")
+                # "max_series": this source's own budget; "cardinality": the agent-wide pool.
+                self._rejected_points.inc("max_series" if series_id == REFUSED_BUDGET else "cardinality")
                 continue
-            time_ns = now_ns if point.time_ns is None else point.time_ns
             rows.append((series_id, time_ns, point.value, now_flags))
         if rows:
             self.ring.extend(rows, token)

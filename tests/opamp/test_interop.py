@@ -109,21 +109,24 @@ def test_invalid_config_is_refused_with_its_line_and_not_applied(
     assert all(src["alive"] for src in st["sources"].values())
 
 
-def test_config_that_fails_to_start_is_rolled_back(
+def test_remote_config_that_moves_the_state_dir_is_refused_and_nothing_changes(
         server: OpampServer, agents: list[AgentProcess], tmp_path: Path) -> None:
+    # Valid TOML and valid keys, but the state_dir is locked for the life of the process (and holds
+    # the instance uid and the applied config): a move is refused, never half-applied. A config that
+    # passes this and still fails to start is rolled back by the supervisor
+    # (tests/core/test_supervisor.py::test_a_config_that_fails_to_start_is_rolled_back_and_reported).
     agent = _start(agents, tmp_path / "a", agent_config(server.endpoint))
     server.wait_for(lambda ms: ms, "a first report")
-    # Valid TOML and valid keys, but the spool cannot be made there: the agent cannot start on it.
     server.serve_config(agent_config(server.endpoint, extra='[agent]\nstate_dir = "/proc/edgecollect-cannot"\n'))
     failed = server.wait_for(lambda ms: _statuses(ms, FAILED), "FAILED")[0]
-    assert "rolled back to the previous config" in failed["error_message"]
+    assert "cannot move the state_dir" in failed["error_message"]
     assert "/proc/edgecollect-cannot" in failed["error_message"]
     st = agent.wait_status(lambda s: _opamp(s)["remote_config"]["status"] == "failed", "failed")
     assert st["config"] == str(agent.config)
     assert not (agent.state_dir / "opamp" / "remote.toml").exists()
     assert not (agent.state_dir / "opamp" / "remote.toml.new").exists()
     points = _points(st)
-    agent.wait_status(lambda s: _points(s) > points, "points still collected after the rollback")
+    agent.wait_status(lambda s: _points(s) > points, "points still collected after the refusal")
 
 
 def test_report_only_agent_does_not_take_a_config(

@@ -47,6 +47,10 @@ from edgecollect.sources.mqtt.pacing import FlushPacer
 log = logging.getLogger(__name__)
 
 FLUSH_REQUEST_EVERY_S = 0.05  # at most one early-cut request this often
+# PUBLISH bytes besides the payload: fixed header, topic, packet id, properties. A topic longer than
+# this allowance could hide a payload just under max_payload; such topics are not seen in practice.
+PACKET_OVERHEAD = 4096
+MQTT_MAX_PACKET = 268_435_455  # the largest Remaining Length MQTT can encode
 LOG_EVERY_S = 10.0  # at most one log line per outcome this often
 
 
@@ -219,6 +223,9 @@ class MqttSource:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = 0 if cfg.clean_start else int(cfg.session_expiry)
             properties.ReceiveMaximum = cfg.max_unacked
+            # The broker must not send us a packet larger than this (MQTT 5, 3.1.2.11.4): a payload
+            # over max_payload is then never read into memory at all (mosquitto drops it for us).
+            properties.MaximumPacketSize = min(MQTT_MAX_PACKET, int(cfg.max_payload) + PACKET_OVERHEAD)
         try:
             if v5:
                 client.connect(cfg.host, cfg.port, int(cfg.keepalive), clean_start=cfg.clean_start,
@@ -319,12 +326,17 @@ class MqttSource:
         if msg.qos > 0:
             self._token += 1
             token = self._token
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:
-            parsed = Parsed(outcome="not_utf8")
+        if len(msg.payload) > self._cfg.max_payload:
+            # MQTT 3.1.1 cannot refuse it: judged before any copy or decode, acked below, never parsed.
+            # paho's own buffers for it are freed on return and, being large, unmapped (heap.py).
+            parsed = Parsed(outcome="too_large")
         else:
-            parsed = self.handle(topic, bytes(msg.payload), bool(msg.retain))
+            try:
+                topic = msg.topic
+            except UnicodeDecodeError:
+                parsed = Parsed(outcome="not_utf8")
+            else:
+                parsed = self.handle(topic, bytes(msg.payload), bool(msg.retain))
         self._messages.inc(parsed.outcome)
         if parsed.outcome not in ("ok", "log", "metadata", "availability"):
             self._note(parsed.outcome, f"mqtt {self.name}: {parsed.outcome} on {_preview(msg)}")

@@ -10,13 +10,16 @@ not drop the lines either (the next open then sees no edge).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import os
 import random
+import struct
 import termios
 from typing import Any
 
 import serial
+from serial.urlhandler import protocol_socket
 
 from edgecollect.errors import SourceFault
 from edgecollect.sources.serial.config import SerialConfig
@@ -37,11 +40,47 @@ def resolve_port(spec: str) -> str | None:
     return spec if os.path.exists(spec) else None
 
 
+class _SocketPort(protocol_socket.Serial):  # type: ignore[misc]  # pyserial is untyped
+    """pyserial's `socket://` port, minus two habits that lose or slow down a TCP serial bridge.
+
+    Its open() drains whatever the peer already sent, as if it were a stale tty buffer; on a fresh
+    connection that is live data (a ser2net-like bridge, or a device that speaks first), which was
+    lost on top of the first partial line the splitter drops. Its in_waiting says 0 or 1 (a select),
+    so reads went one byte per call; FIONREAD gives the real count.
+    """
+
+    _opening = False
+
+    def open(self) -> None:
+        self._opening = True
+        try:
+            super().open()
+        finally:
+            self._opening = False
+
+    def reset_input_buffer(self) -> None:
+        if not self._opening:
+            super().reset_input_buffer()
+
+    @property
+    def in_waiting(self) -> int:
+        sock = self._socket
+        if sock is None:
+            raise serial.PortNotOpenError()
+        raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        return int(struct.unpack("i", raw)[0])
+
+
 def open_port(cfg: SerialConfig, device: str) -> Any:
     """An open pyserial port (a `serial.Serial` or URL handler); raises SourceFault on failure."""
     try:
-        port = serial.serial_for_url(device, do_not_open=True) if "://" in device else serial.Serial()
-        if "://" not in device:
+        if device.startswith("socket://"):
+            port = _SocketPort(None)
+            port.port = device
+        elif "://" in device:
+            port = serial.serial_for_url(device, do_not_open=True)
+        else:
+            port = serial.Serial()
             port.port = device
         port.baudrate = cfg.baud
         port.bytesize = cfg.bytesize

@@ -61,19 +61,28 @@ reconnect_max = "1s"
 
 
 class SpoolReader:
-    """Reads finished batch files (`*.ecb` appear by atomic rename) without touching the spool."""
+    """Reads finished batch files (`*.ecb` appear by atomic rename) without touching the spool.
+
+    A file is known by name, inode and size, not by name alone: offline compaction writes a merged
+    batch under its oldest part's name (a new inode) before it deletes the other parts, so at any
+    moment the files present hold every value, and a file that went away is forgotten.
+    """
 
     def __init__(self, directory: Path, metric: str) -> None:
         self.directory = directory
         self.metric = metric
-        self._seen: dict[str, list[int]] = {}
+        self._seen: dict[tuple[str, int, int], list[int]] = {}
 
     def values(self) -> list[int]:
         if self.directory.is_dir():
+            present: dict[tuple[str, int, int], list[int]] = {}
             for path in sorted(self.directory.glob(f"*{SUFFIX}")):
-                if path.name in self._seen:
-                    continue
                 try:
+                    st = path.stat()
+                    key = (path.name, st.st_ino, st.st_size)
+                    if key in self._seen:
+                        present[key] = self._seen[key]
+                        continue
                     info, payload = unframe(path.read_bytes())
                 except FileNotFoundError:
                     continue
@@ -84,7 +93,8 @@ class SpoolReader:
                     names = batch.column("name").to_pylist()
                     ints = batch.column("int_value").to_pylist()
                     found = [v for n, v in zip(names, ints, strict=True) if n == self.metric and v is not None]
-                self._seen[path.name] = found
+                present[key] = found
+            self._seen = present
         return [v for vs in self._seen.values() for v in vs]
 
 

@@ -169,9 +169,12 @@ class Builder:
     def number(
         self, key: str, name: str, value: int | float | bool, unit: str = "", *,
         kind: Kind = "gauge", extra: dict[str, AttrValue] | None = None, time_ns: int | None = None,
-        state: bool = False,
+        state: bool = False, start_time_ns: int | None = None,
     ) -> None:
-        """A numeric reading (or a 0/1 state when `state`) for `key`, converted to UCUM."""
+        """A numeric reading (or a 0/1 state when `state`) for `key`, converted to UCUM.
+
+        `start_time_ns`: when the device began counting (a cumulative total's reset time), if the
+        payload says; otherwise the series starts at its first point (sources/base.py)."""
         cfg = self.rule.cfg
         if (cfg.include or cfg.exclude) and not self.wanted(key):
             return
@@ -229,11 +232,12 @@ class Builder:
             if len(cache) >= SERIES_CACHE:
                 cache.clear()
             cache[cache_key] = series
-        self.points.append(Point(series, value, time_ns))
+        self.points.append(Point(series, value, time_ns, start_time_ns))
 
     def text(
         self, key: str, name: str, value: str, unit: str = "", *, kind: Kind = "gauge",
         extra: dict[str, AttrValue] | None = None, time_ns: int | None = None, log_other: bool = True,
+        start_time_ns: int | None = None,
     ) -> None:
         """A string value: a known state (1/0), a number in quotes, no reading, or a log record."""
         folded = value.strip().lower()
@@ -244,7 +248,8 @@ class Builder:
             return
         number = parse_number(value.strip())
         if number is not None:
-            self.number(key, name, number, unit, kind=kind, extra=extra, time_ns=time_ns)
+            self.number(key, name, number, unit, kind=kind, extra=extra, time_ns=time_ns,
+                        start_time_ns=start_time_ns)
             return
         if folded in NO_READING:
             if not self.outcome and not self.points:
@@ -376,15 +381,16 @@ def _flatten_into(
 
 def add_json_leaf(b: Builder, key: str, leaf: Leaf, name: str, unit: str = "", kind: Kind = "gauge",
                   extra: dict[str, AttrValue] | None = None, time_ns: int | None = None,
-                  log_other: bool = True) -> None:
+                  log_other: bool = True, start_time_ns: int | None = None) -> None:
     if leaf is None:
         return
     if isinstance(leaf, str):
-        b.text(key, name, leaf, unit, kind=kind, extra=extra, time_ns=time_ns, log_other=log_other)
+        b.text(key, name, leaf, unit, kind=kind, extra=extra, time_ns=time_ns, log_other=log_other,
+               start_time_ns=start_time_ns)
     elif isinstance(leaf, bool):
         b.number(key, name, leaf, "1", kind=kind, extra=extra, time_ns=time_ns, state=True)
     else:
-        b.number(key, name, leaf, unit, kind=kind, extra=extra, time_ns=time_ns)
+        b.number(key, name, leaf, unit, kind=kind, extra=extra, time_ns=time_ns, start_time_ns=start_time_ns)
 
 
 def parse_time(value: Leaf, naive: str) -> int | str | None:

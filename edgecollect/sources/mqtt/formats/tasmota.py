@@ -10,7 +10,8 @@ without a capture the level before the last is the device. The last level select
 Each top-level object is a sensor: `sensor.type` is its key without the `-n` index, `sensor.id` is
 its 1-Wire `Id` when present (indices renumber when a probe is added), else the key. Known keys get
 unit-normalised names (units.py); `TempUnit` F is converted to Cel; ENERGY Total is cumulative
-energy in J (Tasmota sends kWh; start time is when we first saw the series), Today/Yesterday are
+energy in J (Tasmota sends kWh; its start time is the meter's `TotalStartTime`, else the first
+point's time), Today/Yesterday are
 gauges that reset (sensor.energy.today/.yesterday), Period is Wh. Arrays (multi-channel meters)
 give `channel` = index. `Time` has no zone unless SetOption52 is on, so by default readings are
 stamped on receipt (`naive_time` = "utc"/"local" to use it). Strings that are not states are
@@ -20,6 +21,7 @@ ignored: STATE is full of them (SSId, Uptime) and they are not readings.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from edgecollect.model import AttrValue, Kind, Parsed
 from edgecollect.sources.mqtt.formats.common import (
@@ -102,7 +104,8 @@ def parse(msg: Message, rule: Rule, meta: Metadata) -> Parsed:
         if key in _SKIP:
             continue
         if isinstance(value, dict) and key != "Wifi":
-            _sensor(b, key, value, units, time_ns)
+            start_ns = _total_start_ns(value, doc.get("Time"), time_ns, msg.received_ns) if key == "ENERGY" else None
+            _sensor(b, key, value, units, time_ns, start_ns)
         else:
             _top_level(b, key, value, time_ns)
     return b.result("no_reading")
@@ -128,8 +131,46 @@ def _top_level(b: Builder, key: str, value: Json, time_ns: int | None) -> None:
         add_json_leaf(b, path, leaf, name, extra=extra, time_ns=time_ns, log_other=False)
 
 
+def _total_start_ns(energy: dict[str, Json], doc_time: Json, time_ns: int | None, received_ns: int) -> int | None:
+    """When ENERGY Total began counting, from `TotalStartTime` (set by Tasmota at reset), or None.
+
+    Tasmota writes both `Time` and `TotalStartTime` on the device's own clock, usually without a
+    zone. Their difference is the meter's age whatever the zone, so the start is the reading's time
+    minus that age; a zoned `TotalStartTime` is taken as it is.
+    """
+    raw = energy.get("TotalStartTime")
+    start = _wall(raw) if isinstance(raw, str) else None
+    if start is None:
+        return None
+    if start.tzinfo is not None:
+        return _ns(start)
+    now = _wall(doc_time) if isinstance(doc_time, str) else None
+    if now is None:
+        return None
+    age = now.replace(tzinfo=None) - start
+    if age.total_seconds() < 0:
+        return None  # the device's clock was set back since: no usable start
+    age_ns = (age.days * 86_400 + age.seconds) * 10**9 + age.microseconds * 1000
+    return (time_ns if time_ns is not None else received_ns) - age_ns
+
+
+def _wall(text: str) -> datetime | None:
+    text = text.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _ns(when: datetime) -> int:
+    return int(when.timestamp()) * 10**9 + when.microsecond * 1000
+
+
 def _sensor(
     b: Builder, sensor: str, obj: dict[str, Json], units: dict[str, str], time_ns: int | None,
+    start_ns: int | None = None,
 ) -> None:
     sensor_id = obj.get("Id")
     base: dict[str, AttrValue] = {
@@ -159,4 +200,5 @@ def _sensor(
                     unit = units["pressure"]
             else:
                 name, unit = b.rule.name(f"{snake(sensor.split('-', 1)[0])}.{snake(sub)}"), ""
-        add_json_leaf(b, path, leaf, name, unit, kind=kind, extra=extra, time_ns=time_ns, log_other=False)
+        add_json_leaf(b, path, leaf, name, unit, kind=kind, extra=extra, time_ns=time_ns, log_other=False,
+                      start_time_ns=start_ns)
