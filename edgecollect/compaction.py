@@ -30,9 +30,9 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgecollect import spoolfile
 from edgecollect.telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -141,9 +141,9 @@ class Compactor:
             return False
         temp = first.path.with_name(f".{first.id:016x}.merge.tmp")
         try:
-            _write_synced(temp, data)
+            spoolfile.write_synced(temp, data)
             os.replace(temp, first.path)
-            _fsync_dir(first.path.parent)  # the merged file's name is durable before parts go
+            spoolfile.fsync_dir(first.path.parent)  # the merged file's name is durable before parts go
         except OSError as exc:
             log.error("spool compaction: cannot write %s: %s", temp, exc)
             self._merges.inc("error")
@@ -172,20 +172,3 @@ def _to_ipc_dense(batch: pa.RecordBatch) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def _write_synced(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -15,7 +15,6 @@ megabyte or more, a few per flush at most). Elsewhere than glibc (musl) this is 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 
 log = logging.getLogger(__name__)
@@ -27,8 +26,9 @@ LARGE_BLOCK = 1 << 20
 def return_large_frees(threshold: int = LARGE_BLOCK) -> bool:
     """Fix glibc's mmap threshold at `threshold` bytes; True if the allocator took it."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        # The process's own symbols: glibc's mallopt is there without a lookup. find_library("c")
+        # would run /sbin/ldconfig, a program the service's sandbox does not let the agent start.
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False  # not glibc: its own policy applies
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

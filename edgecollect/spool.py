@@ -74,26 +74,6 @@ class SpoolStats:
     oldest_age_s: float
 
 
-def _write_synced(path: Path, data: bytes) -> None:
-    """Write a new file whole and fsync it (O_TRUNC: a leftover temp of a crashed rewrite is reused)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Spool:
     def __init__(
         self,
@@ -250,23 +230,10 @@ class Spool:
                 return None
             seq = self._next_seq
             self._next_seq += 1
-        created_ns = time.time_ns()
-        data = frame(seq, signal, created_ns, points, payload)
-        final = self.directory / f"{seq:016x}{SUFFIX}"
-        temp = self.directory / f".{seq:016x}.tmp"
-        try:
-            _write_synced(temp, data)
-            os.rename(temp, final)
-            if self.sync == "file+dir":
-                _fsync_dir(self.directory)
-        except OSError as exc:
-            self._unlink(temp)
-            raise SpoolFault(f"cannot write spool batch {final}: {exc}") from exc
+        batch = self._write_file(seq, signal, time.time_ns(), points, payload)  # outside the lock: fsync
         with self._lock:
-            self._index[seq] = SpooledBatch(seq, signal, points, created_ns, len(data), final)
-            self._bytes += len(data)
-        self._written.inc()
-        self._written_bytes.inc(n=len(data))
+            self._index[seq] = batch
+            self._bytes += batch.size
         return seq
 
     def _make_room(self, size: int) -> bool:
@@ -366,7 +333,7 @@ class Spool:
         data = frame(batch.id, batch.signal, batch.created_ns, batch.points, payload)
         temp = self.directory / f".{batch.id:016x}.rewrite.tmp"
         try:
-            _write_synced(temp, data)
+            spoolfile.write_synced(temp, data)
             with self._lock:
                 if batch_id not in self._index:
                     self._unlink(temp)
@@ -377,7 +344,7 @@ class Spool:
                     batch.id, batch.signal, batch.points, batch.created_ns, len(data), batch.path
                 )
             if self.sync == "file+dir":
-                _fsync_dir(self.directory)
+                spoolfile.fsync_dir(self.directory)
         except OSError as exc:
             self._unlink(temp)
             raise SpoolFault(f"cannot rewrite spool batch {batch.path}: {exc}") from exc
@@ -433,22 +400,27 @@ class Spool:
         """Write a batch durably under a fresh id (fsync + rename) before the caller deletes anything."""
         seq = self._next_seq
         self._next_seq += 1
+        batch = self._write_file(seq, signal, created_ns, points, payload)
+        self._index[seq] = batch
+        self._bytes += batch.size
+        return seq
+
+    def _write_file(self, seq: int, signal: str, created_ns: int, points: int, payload: bytes) -> SpooledBatch:
+        """Frame, write and fsync a batch under a temp name, then rename it into place (counted)."""
         data = frame(seq, signal, created_ns, points, payload)
         final = self.directory / f"{seq:016x}{SUFFIX}"
         temp = self.directory / f".{seq:016x}.tmp"
         try:
-            _write_synced(temp, data)
+            spoolfile.write_synced(temp, data)
             os.rename(temp, final)
             if self.sync == "file+dir":
-                _fsync_dir(self.directory)
+                spoolfile.fsync_dir(self.directory)
         except OSError as exc:
             self._unlink(temp)
             raise SpoolFault(f"cannot write spool batch {final}: {exc}") from exc
-        self._index[seq] = SpooledBatch(seq, signal, points, created_ns, len(data), final)
-        self._bytes += len(data)
         self._written.inc()
         self._written_bytes.inc(n=len(data))
-        return seq
+        return SpooledBatch(seq, signal, points, created_ns, len(data), final)
 
     def remove_locked(self, batch: SpooledBatch) -> None:
         self._remove(batch)

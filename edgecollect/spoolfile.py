@@ -187,3 +187,23 @@ def seq_of(name: str) -> int | None:
     except ValueError:
         return None
     return seq if 0 < seq < MAX_SEQ else None
+
+
+def write_synced(path: Path, data: bytes) -> None:
+    """Write a new file whole and fsync it (O_TRUNC: a leftover temp of a crashed rewrite is reused)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

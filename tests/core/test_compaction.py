@@ -131,23 +131,23 @@ def test_a_crash_at_any_step_of_a_merge_loses_nothing(tmp_path: Path, crash_at: 
     class Crash(BaseException):
         """kill -9 stand-in: nothing after it runs, nothing is cleaned up."""
 
-    import edgecollect.compaction as compaction
+    import edgecollect.spoolfile as spoolfile  # the compactor writes through it (spool.py too)
 
-    real_write = compaction._write_synced
+    real_write = spoolfile.write_synced
     if crash_at == "write":
         def torn(path: Path, data: bytes) -> None:
             path.write_bytes(data[: len(data) // 2])  # a torn temp file, never fsync'd whole
             raise Crash
-        monkeypatch.setattr(compaction, "_write_synced", torn)
+        monkeypatch.setattr(spoolfile, "write_synced", torn)
     elif crash_at == "rename":
         def written_then_crash(path: Path, data: bytes) -> None:
             real_write(path, data)
             raise Crash
-        monkeypatch.setattr(compaction, "_write_synced", written_then_crash)
+        monkeypatch.setattr(spoolfile, "write_synced", written_then_crash)
     elif crash_at == "dir_fsync":
         def crash_dir(path: Path) -> None:
             raise Crash
-        monkeypatch.setattr(compaction, "_fsync_dir", crash_dir)
+        monkeypatch.setattr(spoolfile, "fsync_dir", crash_dir)
     else:
         def crash_merged(*args: object) -> None:
             raise Crash
