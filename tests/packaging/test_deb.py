@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -244,8 +245,9 @@ def test_install_upgrade_remove_purge(debs: dict[str, Path], sysroot: Path, tmp_
 def _datagrams(sock: socket.socket, until: str, limit_s: float = 120.0) -> list[dict[str, str]]:
     """Notifications received until one carries `until` (e.g. "READY"); bounded so a hang fails."""
     got: list[dict[str, str]] = []
-    sock.settimeout(limit_s)
+    deadline = time.monotonic() + limit_s  # over all datagrams: periodic STATUS lines must not extend it
     while True:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
         data = sock.recv(4096).decode()
         fields = dict(line.split("=", 1) for line in data.splitlines() if "=" in line)
         got.append(fields)
@@ -265,7 +267,8 @@ def test_packaged_agent_speaks_sd_notify_and_answers_status(
     notify_path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify_path))
-    env = dict(os.environ, NOTIFY_SOCKET=str(notify_path), STATE_DIRECTORY=str(state))
+    # As systemd does for WatchdogSec=4s: the agent beats only when the watchdog is armed.
+    env = dict(os.environ, NOTIFY_SOCKET=str(notify_path), STATE_DIRECTORY=str(state), WATCHDOG_USEC="4000000")
     agent = subprocess.Popen(
         [str(exe), "run", "-c", str(root / "etc/edgecollect/edgecollect.toml")],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
