@@ -103,8 +103,11 @@ def test_reloads_release_descriptors_threads_and_memory(
     peak_rss = max(s[0] for s in samples)
     print(f"\n[chaos] {RELOADS} reloads with MQTT + serial: RSS {base[0] // 1024} -> {samples[-1][0] // 1024} MB "
           f"(peak {peak_rss // 1024} MB), fds {base[1]} -> {samples[-1][1]}, threads {base[2]} -> {samples[-1][2]}")
-    assert max(s[1] for s in samples) == base[1], f"descriptors grew: {base[1]} -> {[s[1] for s in samples]}"
-    assert max(s[2] for s in samples) == base[2], f"threads grew: {base[2]} -> {[s[2] for s in samples]}"
+    # A leak grows with the number of reloads: the last reloads may hold no more than the first ones.
+    # (Not against `base`: a reading taken while the broker or the port is still reconnecting is low.)
+    early, late = samples[:10], samples[-10:]
+    assert max(s[1] for s in late) <= max(s[1] for s in early), f"descriptors grew: {[s[1] for s in samples]}"
+    assert max(s[2] for s in late) <= max(s[2] for s in early), f"threads grew: {[s[2] for s in samples]}"
     assert peak_rss - base[0] <= RSS_SLACK_KB, f"RSS grew from {base[0]} kB to {peak_rss} kB"
 
 
