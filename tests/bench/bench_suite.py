@@ -30,6 +30,7 @@ from typing import Any
 import psutil
 
 from tests.support.agent import AgentProcess
+from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 VALUES_PER_MESSAGE = 10  # an MQTT JSON payload and an SLF/1 frame each carry ten readings
@@ -99,6 +100,19 @@ def status(state: Path) -> dict[str, Any]:
             data += chunk
     doc: dict[str, Any] = json.loads(data)
     return doc
+
+
+def wait_status(state: Path, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    """Until the agent's status socket answers; an agent that exits first is an error, not a wait."""
+    def answered() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"agent exited with {proc.returncode}")
+        try:
+            status(state)
+        except OSError:
+            return False
+        return True
+    wait_until(answered, timeout_s, "the agent's status socket", pause_s=0.1)
 
 
 def counter_sum(doc: dict[str, Any], contains: str, label: str | None = None) -> int:
