@@ -72,7 +72,7 @@ def switches(pid: int) -> dict[str, int]:
 
 
 def start_sink(port: int, work: Path) -> subprocess.Popen[bytes]:
-    from tests.interop.sink import build_sink
+    from tests.support.sink import build_sink
 
     binary = build_sink()
     proc = subprocess.Popen([str(binary), "-grpc-port", str(port), "-out", str(work / "sink.jsonl")],

@@ -263,13 +263,13 @@ def run_profile(profile: str, agents: list[str], minutes: float, warmup_s: float
     skipped: dict[str, str] = {}
     try:
         if profile in ("B", "C"):
-            from tests.interop.sink import Sink
+            from tests.support.sink import Sink
 
             sink = Sink(work.directory / "sink.jsonl").start()
             infra.append(sink)
             work.otlp_grpc = sink.grpc_address.removeprefix("http://")
         if profile == "C":
-            from tests.sources.mqtt.conftest import Broker
+            from tests.support.broker import Broker
 
             broker = Broker(work.directory)
             broker.start()

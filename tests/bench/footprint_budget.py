@@ -129,7 +129,7 @@ def run_child(profile: str, tmp: Path, trace: bool, seconds: float, warmup: floa
     config = f'[agent]\nstate_dir = "{d / "state"}"\nlog_level = "warning"\n'
     sink = None
     if profile == "B":
-        from tests.interop.sink import Sink
+        from tests.support.sink import Sink
 
         sink = Sink(d / "sink.jsonl").start()
         config += f'[upstream]\nendpoint = "{sink.grpc_address}"\ntls = {{ insecure = true }}\n'
