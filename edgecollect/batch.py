@@ -2,25 +2,13 @@
 
 Spool format of a batch (design.md, "The spooled batch is plain Arrow"): one self-contained Arrow
 IPC stream — schema, dictionaries, one record batch, end marker — with zstd buffer compression.
-Anyone with pyarrow can read it with `pyarrow.ipc.open_stream`.
+Anyone with pyarrow can read it with `pyarrow.ipc.open_stream`. The contract (format names,
+metadata keys, flag bits, columns) is `edgecollect.format`'s; its schemas and IPC bytes are
+`edgecollect.format.reader`'s. This module builds batches from drained rings.
 
-Metrics schema (`edgecollect.format` = `metrics/1`), one row per sample, rows grouped by series
-and in time order within a series:
-
-    name                  dictionary<int32, utf8>    metric name (OTel semantic conventions)
-    unit                  dictionary<int32, utf8>    UCUM unit
-    kind                  dictionary<int8, utf8>     gauge | cumulative | delta | updown
-    attributes            dictionary<int32, utf8>    the series' attributes as a JSON object
-    start_time_unix_nano  timestamp[ns, UTC]         start of a cumulative series, else null
-    time_unix_nano        timestamp[ns, UTC]
-    double_value          float64                    null when the value is an integer
-    int_value             int64                      null when the value is a float
-    flags                 uint8                      bit 0: clock unsynchronised; bit 1: time repaired
-
-The four dictionaries are the batch's series table: each distinct name, unit, kind and attribute
-set is stored once, rows carry only small indices. Logs (`logs/1`) carry time, severity, a typed
-body (body_type uses the OTel value codes: 1 str, 2 int, 3 double, 4 bool, 7 bytes) and the same
-JSON attributes. Schema metadata holds the resource (JSON) and the boot id.
+Metrics rows are grouped by series and in time order within a series; the four dictionaries are
+the batch's series table: each distinct name, unit, kind and attribute set is stored once, rows
+carry only small indices. Log records keep their order.
 """
 
 from __future__ import annotations
@@ -32,46 +20,26 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from edgecollect.buffer import FLAG_INT, Drained
-from edgecollect.footprint import release_arrow_memory
+from edgecollect.format import BODY_BOOL, BODY_BYTES, BODY_DOUBLE, BODY_INT, BODY_STR, LOGS_FORMAT, METRICS_FORMAT
+from edgecollect.format.reader import (
+    IPC_OPTIONS,
+    IPC_READ_OPTIONS,
+    LOGS_FIELDS,
+    METRICS_FIELDS,
+    TS,
+    batch_metadata,
+    format_of,
+    from_ipc,
+    to_ipc,
+)
 from edgecollect.model import Attributes, LogRecord, Resource, SeriesRegistry
 
-METRICS_FORMAT = "metrics/1"
-LOGS_FORMAT = "logs/1"
-TS = pa.timestamp("ns", tz="UTC")
-FLAG_MASK_CLOCK = 0x7F  # ring flag bits that describe the clock (FLAG_INT is ring-internal)
-
-METRICS_FIELDS = [
-    pa.field("name", pa.dictionary(pa.int32(), pa.string()), nullable=False),
-    pa.field("unit", pa.dictionary(pa.int32(), pa.string()), nullable=False),
-    pa.field("kind", pa.dictionary(pa.int8(), pa.string()), nullable=False),
-    pa.field("attributes", pa.dictionary(pa.int32(), pa.string()), nullable=False),
-    pa.field("start_time_unix_nano", TS),
-    pa.field("time_unix_nano", TS, nullable=False),
-    pa.field("double_value", pa.float64()),
-    pa.field("int_value", pa.int64()),
-    pa.field("flags", pa.uint8(), nullable=False),
+# Names of the contract that callers have always imported from here.
+__all__ = [
+    "IPC_OPTIONS", "IPC_READ_OPTIONS", "LOGS_FIELDS", "LOGS_FORMAT", "METRICS_FIELDS", "METRICS_FORMAT", "TS",
+    "Rows", "attributes_json", "batch_format", "build_logs", "build_metrics", "chunks", "from_ipc", "merge",
+    "to_ipc",
 ]
-
-LOGS_FIELDS = [
-    pa.field("time_unix_nano", TS, nullable=False),
-    pa.field("severity_number", pa.int32(), nullable=False),
-    pa.field("severity_text", pa.dictionary(pa.int8(), pa.string()), nullable=False),
-    pa.field("body_type", pa.uint8(), nullable=False),
-    pa.field("body_str", pa.string()),
-    pa.field("body_int", pa.int64()),
-    pa.field("body_double", pa.float64()),
-    pa.field("body_bool", pa.bool_()),
-    pa.field("body_bytes", pa.binary()),
-    pa.field("attributes", pa.dictionary(pa.int32(), pa.string()), nullable=False),
-    pa.field("flags", pa.uint8(), nullable=False),
-]
-
-# zstd's own default level. Arrow's default (1) left host-like batches 13 % larger at no saving in
-# time: each buffer is small, so the level's cost hardly shows (tests/bench/bench_core.py).
-# Single-threaded: with threads, Arrow compresses the columns on its global CPU pool, two more
-# threads that wake on every flush for a few kB of buffers (docs/benchmarks/footprint.md).
-IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=3), use_threads=False)
-IPC_READ_OPTIONS = pa.ipc.IpcReadOptions(use_threads=False)
 
 
 def attributes_json(attributes: Attributes) -> str:
@@ -80,11 +48,7 @@ def attributes_json(attributes: Attributes) -> str:
 
 
 def _metadata(fmt: str, resource: Resource, boot_id: str) -> dict[bytes, bytes]:
-    return {
-        b"edgecollect.format": fmt.encode(),
-        b"edgecollect.resource": attributes_json(resource.attributes).encode(),
-        b"edgecollect.boot_id": boot_id.encode(),
-    }
+    return batch_metadata(fmt, attributes_json(resource.attributes), boot_id)
 
 
 def _dictionary(indices: list[int], values: list[str], index_type: pa.DataType) -> pa.DictionaryArray:
@@ -146,7 +110,7 @@ def build_metrics(rows: Rows, registry: SeriesRegistry, resource: Resource, boot
         else:
             doubles_out.append(rows.floats[i])
             ints_out.append(None)
-        flags.append(f & FLAG_MASK_CLOCK)
+        flags.append(f & ~FLAG_INT)  # the clock bits; FLAG_INT is the ring's own
     columns = [
         _dictionary(name_idx, list(names), pa.int32()),
         _dictionary(unit_idx, list(units), pa.int32()),
@@ -162,7 +126,7 @@ def build_metrics(rows: Rows, registry: SeriesRegistry, resource: Resource, boot
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-_BODY_TYPES = {str: 1, int: 2, float: 3, bool: 4, bytes: 7}
+_BODY_TYPES = {str: BODY_STR, int: BODY_INT, float: BODY_DOUBLE, bool: BODY_BOOL, bytes: BODY_BYTES}
 
 
 def build_logs(
@@ -182,7 +146,7 @@ def build_logs(
         code = _BODY_TYPES[type(r.body)]
         body_type.append(code)
         body_str.append(r.body if isinstance(r.body, str) else None)
-        body_int.append(r.body if code == 2 and isinstance(r.body, int) else None)
+        body_int.append(r.body if code == BODY_INT and isinstance(r.body, int) else None)
         body_double.append(r.body if isinstance(r.body, float) else None)
         body_bool.append(r.body if isinstance(r.body, bool) else None)
         body_bytes.append(r.body if isinstance(r.body, bytes) else None)
@@ -203,27 +167,8 @@ def build_logs(
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def to_ipc(batch: pa.RecordBatch) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema, options=IPC_OPTIONS) as writer:
-        writer.write_batch(batch)
-    data = bytes(sink.getvalue().to_pybytes())
-    release_arrow_memory()  # the batch's buffers are free now: give the pages back (rate-limited)
-    return data
-
-
-def from_ipc(data: bytes) -> pa.RecordBatch:
-    """The single record batch of a spooled IPC stream (raises pyarrow errors on damage)."""
-    reader = pa.ipc.open_stream(pa.py_buffer(data), options=IPC_READ_OPTIONS)
-    batches = list(reader)
-    if len(batches) != 1:
-        raise ValueError(f"expected one record batch, found {len(batches)}")
-    return batches[0]
-
-
 def batch_format(batch: pa.RecordBatch) -> str:
-    meta: dict[bytes, bytes] = batch.schema.metadata or {}
-    return meta.get(b"edgecollect.format", b"").decode()
+    return format_of(batch.schema.metadata)
 
 
 def merge(drains: Iterable[Drained]) -> Rows:

@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING
 from edgecollect.batch import build_logs, build_metrics, chunks, merge, to_ipc
 from edgecollect.buffer import Drained, Ring
 from edgecollect.errors import SpoolFault
+from edgecollect.format.clockrepair import repair_drained, repair_logs
 from edgecollect.model import LogRecord, Resource, SeriesRegistry
 from edgecollect.telemetry import Telemetry
-from edgecollect.timesync import ClockStep, repair_drained, repair_logs
+from edgecollect.timesync import ClockStep
 
 if TYPE_CHECKING:
     from edgecollect.writebehind import WriteBehind

@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-# Flag bits stored per sample in rings and batches.
-FLAG_CLOCK_UNSYNCED = 0x01
-FLAG_TIME_REPAIRED = 0x02
+# The flag bits stored per sample in rings and batches are the batch contract's.
+from edgecollect.format import FLAG_CLOCK_UNSYNCED, FLAG_TIME_REPAIRED
+
+__all__ = ["FLAG_CLOCK_UNSYNCED", "FLAG_TIME_REPAIRED", "Clock"]
 
 
 class Clock:

@@ -22,6 +22,7 @@ from edgecollect.buffer import POINT_BYTES, Ring
 from edgecollect.clock import Clock
 from edgecollect.compaction import CompactionConfig, Compactor
 from edgecollect.config import Config
+from edgecollect.format.clockrepair import repair_spool_batch
 from edgecollect.model import SeriesRegistry
 from edgecollect.resource import boot_id, detect
 from edgecollect.sources.base import SourceContext
@@ -29,7 +30,7 @@ from edgecollect.sources.host import HostSource
 from edgecollect.sources.selftelemetry import SelfTelemetrySource
 from edgecollect.spool import Spool
 from edgecollect.telemetry import Telemetry
-from edgecollect.timesync import ClockStep, ClockWatcher, SyncDetector, repair_spool_batch
+from edgecollect.timesync import ClockStep, ClockWatcher, SyncDetector
 
 log = logging.getLogger("edgecollect")
 CLOSE_GRACE_S = 5.0  # beyond shutdown_timeout, for a source still inside a blocking device call

@@ -1,6 +1,6 @@
-"""Honest timestamps on boards without a real-time clock (design.md invariant 7).
+"""Honest timestamps on boards without a real-time clock (design.md invariant 7): clock detection.
 
-Owns three things:
+Owns two things:
 
 1. *Detection*: is the wall clock synchronised? `SyncDetector` asks the kernel through adjtimex(2)
    (a read-only call: `modes` = 0) — NTP daemons (systemd-timesyncd, chrony, ntpd) clear the
@@ -9,12 +9,9 @@ Owns three things:
    Its `__call__` is what `edgecollect.clock.Clock(synced=...)` takes.
 2. *Noticing the step*: `ClockWatcher.poll()` compares the wall-minus-boottime offset between polls;
    when it jumps (NTP's first step on a Pi that booted at a stale date) or the clock becomes synced,
-   it returns a `ClockStep` saying how far pre-step times must move.
-3. *Repair*: pure functions that apply a `ClockStep` to drained ring columns (`repair_drained`) and
-   to a spooled Arrow batch (`repair_spool_batch`). Only rows flagged FLAG_CLOCK_UNSYNCED and not
-   yet FLAG_TIME_REPAIRED, of this boot, stamped before the step, move; they gain FLAG_TIME_REPAIRED.
-   The boot id (batch metadata `edgecollect.boot_id`) ties rows to one boot's clock: a batch from an
-   earlier boot cannot be repaired (its boot-time offset is lost) and is left as it is, flagged.
+   it returns a `ClockStep` saying how far pre-step times must move, and for which boot.
+
+Applying a step to rings and spooled batches is the batch format's (edgecollect/format/clockrepair.py).
 
 Why the offset and not a per-sample monotonic column: within one boot, wall = boottime + offset,
 and the offset only changes when the clock is set. So a sample stamped before a step at wall time t
@@ -28,19 +25,14 @@ back to the build-date rule).
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import logging
 import os
 import threading
 import time
-from array import array
-from collections.abc import Callable, MutableSequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
-
-from edgecollect.clock import FLAG_CLOCK_UNSYNCED, FLAG_TIME_REPAIRED
-from edgecollect.model import LogRecord
+from typing import Literal
 
 log = logging.getLogger(__name__)
 
@@ -289,131 +281,6 @@ class ClockWatcher:
         return ClockStep(delta, before, self.boot_id, synced, boot + offset if synced else None)
 
 
-# -- repair ---------------------------------------------------------------------------------------
-
-
-def repair_columns(
-    times_ns: MutableSequence[int],
-    flags: MutableSequence[int],
-    delta_ns: int,
-    *,
-    before_ns: int | None = None,
-    until_ns: int | None = None,
-    mark: bool = True,
-) -> int:
-    """Shift eligible rows of aligned columns in place; returns how many moved.
-
-    Flagged rows in [before_ns, until_ns) are marked repaired without moving (see ClockStep).
-    Other flag bits (e.g. the ring's FLAG_INT) are kept.
-    """
-    moved = 0
-    for i, (t, f) in enumerate(zip(times_ns, flags, strict=True)):
-        if not f & FLAG_CLOCK_UNSYNCED or f & FLAG_TIME_REPAIRED:
-            continue
-        if before_ns is None or t < before_ns:
-            times_ns[i] = t + delta_ns
-            moved += 1
-        elif until_ns is None or t >= until_ns:
-            continue
-        if mark:
-            flags[i] = f | FLAG_TIME_REPAIRED
-    return moved
-
-
-class DrainedLike(Protocol):
-    """The two columns of `edgecollect.buffer.Drained` that repair touches."""
-
-    @property
-    def times_ns(self) -> array[int]: ...
-
-    @property
-    def flags(self) -> array[int]: ...
-
-
-def repair_drained(drained: DrainedLike, step: ClockStep) -> int:
-    """Apply a step to a `buffer.Drained` in place; returns how many samples moved.
-
-    Rings are drained before each batch is cut, so the batcher applies every step reported since
-    the previous drain to the next drain (whatever a ring held at the step is in that drain).
-    """
-    return repair_columns(
-        drained.times_ns, drained.flags, step.delta_ns,
-        before_ns=step.before_ns, until_ns=step.until_ns, mark=step.synced,
-    )
-
-
-def repair_logs(records: list[LogRecord], step: ClockStep) -> list[LogRecord]:
-    """Apply a step to drained log records (they carry their clock flags like samples do)."""
-    times = array("q", (r.time_ns for r in records))
-    flags = array("B", (r.flags for r in records))
-    repair_columns(times, flags, step.delta_ns, before_ns=step.before_ns, until_ns=step.until_ns, mark=step.synced)
-    return [
-        r if (r.time_ns, r.flags) == (t, f) else dataclasses.replace(r, time_ns=t, flags=f)
-        for r, t, f in zip(records, times, flags, strict=True)
-    ]
-
-
-def repair_spool_batch(
-    ipc_bytes: bytes,
-    delta_ns: int,
-    boot_id: str,
-    *,
-    before_ns: int | None = None,
-    until_ns: int | None = None,
-    mark: bool = True,
-) -> bytes:
-    """Rewrite one spooled Arrow IPC batch (metrics/1 or logs/1) after a clock step.
-
-    Rows flagged unsynced and not yet repaired, stamped before `before_ns`, move by `delta_ns` and
-    (with `mark`) gain FLAG_TIME_REPAIRED; so does a cumulative row's start time, taken on the same
-    wrong clock. Flagged rows in [before_ns, until_ns) are only marked (see ClockStep). A batch of
-    another boot, or with nothing to change, comes back as the same bytes object, so the caller can
-    skip rewriting the file (`result is ipc_bytes`).
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from edgecollect.batch import from_ipc, to_ipc
-
-    batch = from_ipc(ipc_bytes)
-    meta = batch.schema.metadata or {}
-    if not boot_id or meta.get(b"edgecollect.boot_id", b"").decode() != boot_id:
-        return ipc_bytes
-    flags = batch.column("flags")
-    times = batch.column("time_unix_nano").cast(pa.int64())
-    pending = pc.and_(
-        pc.not_equal(pc.bit_wise_and(flags, pa.scalar(FLAG_CLOCK_UNSYNCED, pa.uint8())), 0),
-        pc.equal(pc.bit_wise_and(flags, pa.scalar(FLAG_TIME_REPAIRED, pa.uint8())), 0),
-    )
-    mask = pending  # rows that move
-    confirm = pa.repeat(False, batch.num_rows)  # rows only marked
-    if before_ns is not None:
-        before = pc.less(times, pa.scalar(before_ns, pa.int64()))
-        mask = pc.and_(pending, before)
-        if until_ns is not None:
-            confirm = pc.and_(
-                pc.and_(pending, pc.invert(before)), pc.less(times, pa.scalar(until_ns, pa.int64()))
-            )
-    if not pc.any(mask).as_py() and not (mark and pc.any(confirm).as_py()):
-        return ipc_bytes
-    delta = pa.scalar(delta_ns, pa.int64())
-    columns = {name: batch.column(name) for name in batch.schema.names}
-    ts_type = batch.schema.field("time_unix_nano").type
-    columns["time_unix_nano"] = pc.if_else(mask, pc.add(times, delta), times).cast(ts_type)
-    if mark:
-        marked = pc.bit_wise_or(flags, pa.scalar(FLAG_TIME_REPAIRED, pa.uint8()))
-        columns["flags"] = pc.if_else(pc.or_(mask, confirm), marked, flags)
-    if "start_time_unix_nano" in columns:
-        starts = batch.column("start_time_unix_nano").cast(pa.int64())
-        start_mask = mask if before_ns is None else pc.and_(
-            mask, pc.less(starts, pa.scalar(before_ns, pa.int64()))
-        )
-        shifted = pc.if_else(start_mask, pc.add(starts, delta), starts)
-        columns["start_time_unix_nano"] = shifted.cast(batch.schema.field("start_time_unix_nano").type)
-    out = pa.RecordBatch.from_arrays(list(columns.values()), schema=batch.schema)
-    return to_ipc(out)
-
-
 __all__ = [
     "BUILD_DATE_NS",
     "ClockStep",
@@ -422,7 +289,4 @@ __all__ = [
     "SyncDetector",
     "read_boot_id",
     "read_kernel_clock",
-    "repair_columns",
-    "repair_drained",
-    "repair_spool_batch",
 ]

@@ -20,6 +20,7 @@ import pytest
 from edgecollect.batch import build_logs, build_metrics, from_ipc, merge, to_ipc
 from edgecollect.buffer import FLAG_INT, Drained, Ring
 from edgecollect.clock import FLAG_CLOCK_UNSYNCED, FLAG_TIME_REPAIRED, Clock
+from edgecollect.format.clockrepair import repair_columns, repair_drained, repair_spool_batch
 from edgecollect.model import LogRecord, Resource, Series, SeriesRegistry, attrs
 from edgecollect.telemetry import Telemetry
 from edgecollect.timesync import (
@@ -32,9 +33,6 @@ from edgecollect.timesync import (
     SyncDetector,
     read_boot_id,
     read_kernel_clock,
-    repair_columns,
-    repair_drained,
-    repair_spool_batch,
 )
 
 S = 1_000_000_000
