@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from edgecollect import __version__, footprint
 from edgecollect.config import Config, load
 from edgecollect.errors import ConfigError, SpoolFault
+from edgecollect.format import SIGNALS
 
 if TYPE_CHECKING:
     from edgecollect.runtime import Agent
@@ -191,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("-c", "--config")
     export = spool_sub.add_parser("export", help="write all spooled batches to one file")
     export.add_argument("--format", choices=("parquet", "arrow"), required=True)
-    export.add_argument("--signal", choices=("metrics", "logs"), default="metrics")
+    export.add_argument("--signal", choices=SIGNALS, default="metrics")
     export.add_argument("out")
     export.add_argument("-c", "--config")
     spool.set_defaults(func=cmd_spool)

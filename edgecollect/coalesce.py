@@ -18,15 +18,13 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-from edgecollect.batch import METRICS_FORMAT, batch_format
-
-_SERIES_KEYS = ("name", "unit", "kind", "attributes")
+from edgecollect.format import METRICS_FORMAT, SERIES_COLUMNS
+from edgecollect.format.reader import view
 
 
 def key_of(batch: pa.RecordBatch) -> tuple[bytes, ...]:
     """Batches with equal keys may be merged: same format, resource and boot id."""
-    meta: dict[bytes, bytes] = batch.schema.metadata or {}
-    return tuple(meta.get(k, b"") for k in (b"edgecollect.format", b"edgecollect.resource", b"edgecollect.boot_id"))
+    return view(batch).merge_key
 
 
 def coalesce(batches: Sequence[pa.RecordBatch]) -> pa.RecordBatch:
@@ -37,10 +35,10 @@ def coalesce(batches: Sequence[pa.RecordBatch]) -> pa.RecordBatch:
         raise ValueError("only batches of one format, resource and boot can be coalesced")
     schema = batches[0].schema
     table = pa.Table.from_batches(batches, schema=schema).unify_dictionaries().combine_chunks()
-    if batch_format(batches[0]) == METRICS_FORMAT:
-        keys = pa.table({k: table.column(k).cast(pa.string()) for k in _SERIES_KEYS})
+    if view(batches[0]).format_name == METRICS_FORMAT:
+        keys = pa.table({k: table.column(k).cast(pa.string()) for k in SERIES_COLUMNS})
         # Arrow's sort is stable: rows of one series keep the parts' (time) order.
-        order = pa.compute.sort_indices(keys, sort_keys=[(k, "ascending") for k in _SERIES_KEYS])
+        order = pa.compute.sort_indices(keys, sort_keys=[(k, "ascending") for k in SERIES_COLUMNS])
         table = table.take(order)
     merged = table.combine_chunks().to_batches()
     if len(merged) != 1:

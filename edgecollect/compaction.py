@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from edgecollect import spoolfile
+from edgecollect.format import SIGNALS
 from edgecollect.telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class Compactor:
         """Merge what is due; returns how many merges were done. Never raises on data or I/O."""
         now_ns = now_ns if now_ns is not None else time.time_ns()
         done = 0
-        for signal in ("metrics", "logs"):
+        for signal in SIGNALS:
             for _ in range(64):  # bounded work per call; the next append calls again
                 run = self._due_run(self._spool.list(signal), now_ns)
                 if run is None or not self._merge(run):
@@ -113,8 +114,8 @@ class Compactor:
         return None
 
     def _merge(self, run: list[SpooledBatch]) -> bool:
-        from edgecollect.batch import from_ipc
         from edgecollect.coalesce import coalesce, key_of
+        from edgecollect.format.reader import from_ipc
         from edgecollect.spool import frame
 
         parts: list[tuple[SpooledBatch, pa.RecordBatch]] = []

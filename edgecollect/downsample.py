@@ -8,9 +8,9 @@ up-down sum keeps its own name and its last value per window; a delta sum its su
 raw metrics batch is left to coarsen does the spool fall back to dropping the oldest.
 
 Format: a downsampled batch is an ordinary `metrics/1` batch (same columns, so `spool export`
-concatenates raw and downsampled batches alike) whose schema metadata adds
-`edgecollect.downsampled` (the window in seconds) and `edgecollect.downsampled_range`
-("<first window start ns>-<last window end ns>"); `spool ls` shows both.
+concatenates raw and downsampled batches alike) whose schema metadata adds META_DOWNSAMPLED
+(the window in seconds) and META_DOWNSAMPLED_RANGE ("<first window start ns>-<last window end ns>"),
+edgecollect/format/__init__.py; `spool ls` shows both.
 
 Durability and acks: the aggregate is written under a fresh sequence number, fsync'd and renamed
 before any original is deleted. A crash in between leaves originals and aggregate both (duplicates,
@@ -32,14 +32,28 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from edgecollect import spoolfile
-from edgecollect.batch import METRICS_FIELDS, METRICS_FORMAT, TS, from_ipc, to_ipc
+from edgecollect.format import (
+    COL_ATTRIBUTES,
+    COL_DOUBLE,
+    COL_FLAGS,
+    COL_INT,
+    COL_KIND,
+    COL_NAME,
+    COL_START_TIME,
+    COL_TIME,
+    COL_UNIT,
+    FLAG_CLOCK_UNSYNCED,
+    FLAG_TIME_REPAIRED,
+    META_DOWNSAMPLED,
+    META_DOWNSAMPLED_RANGE,
+    METRICS_FORMAT,
+)
+from edgecollect.format.reader import METRICS_FIELDS, TS, format_of, from_ipc, head_metadata, to_ipc
 from edgecollect.spoolfile import SpooledBatch
 from edgecollect.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
-WINDOW_KEY = b"edgecollect.downsampled"
-RANGE_KEY = b"edgecollect.downsampled_range"
 GAUGE_FUNCTIONS = ("min", "max", "mean", "last", "count")
 HEAD_BYTES = 64 * 1024  # a batch's schema message (with the resource metadata) fits in this
 MERGE_MAX_ROWS = 50_000  # a downsampled batch grows by merging up to this many rows
@@ -50,17 +64,17 @@ GROUP_FRACTION = 16  # and at least 1/16 of the cap's worth, so rewrites are not
 def describe(payload: bytes) -> str:
     """'downsampled 5m, 2026-11-22 00:00..2026-11-22 06:00' for a downsampled batch, else ''."""
     try:
-        meta = pa.ipc.open_stream(pa.py_buffer(payload)).schema.metadata or {}
+        meta = head_metadata(payload)
     except (pa.ArrowInvalid, OSError):
         return ""
-    window = meta.get(WINDOW_KEY)
+    window = meta.get(META_DOWNSAMPLED)
     if window is None:
         return ""
     import time
 
     seconds = float(window)
     label = f"{seconds / 60:g}m" if seconds % 60 == 0 else f"{seconds:g}s"
-    lo, _, hi = meta.get(RANGE_KEY, b"0-0").decode().partition("-")
+    lo, _, hi = meta.get(META_DOWNSAMPLED_RANGE, b"0-0").decode().partition("-")
     fmt = "%Y-%m-%d %H:%M"
     span = f"{time.strftime(fmt, time.gmtime(int(lo) / 1e9))}..{time.strftime(fmt, time.gmtime(int(hi) / 1e9))}"
     return f"downsampled {label}, {span}"
@@ -68,15 +82,15 @@ def describe(payload: bytes) -> str:
 
 def coarsen(table: pa.Table, window_ns: int) -> pa.Table:
     """Raw metrics rows (dictionary columns decoded to strings) to per-window aggregates."""
-    doubles = table["double_value"]
-    value = pc.if_else(pc.is_null(doubles), pc.cast(table["int_value"], pa.float64()), doubles)
-    time_ns = pc.cast(table["time_unix_nano"], pa.int64())
+    doubles = table[COL_DOUBLE]
+    value = pc.if_else(pc.is_null(doubles), pc.cast(table[COL_INT], pa.float64()), doubles)
+    time_ns = pc.cast(table[COL_TIME], pa.int64())
     window = pc.multiply(pc.divide(time_ns, window_ns), window_ns)  # integer division: aligned starts
     work = pa.table({
-        "name": table["name"], "unit": table["unit"], "kind": table["kind"], "attributes": table["attributes"],
-        "start": pc.cast(table["start_time_unix_nano"], pa.int64()), "time": time_ns, "window": window,
-        "value": value, "unsynced": pc.bit_wise_and(pc.cast(table["flags"], pa.int64()), 1),
-        "repaired": pc.bit_wise_and(pc.cast(table["flags"], pa.int64()), 2),
+        "name": table[COL_NAME], "unit": table[COL_UNIT], "kind": table[COL_KIND], "attributes": table[COL_ATTRIBUTES],
+        "start": pc.cast(table[COL_START_TIME], pa.int64()), "time": time_ns, "window": window,
+        "value": value, "unsynced": pc.bit_wise_and(pc.cast(table[COL_FLAGS], pa.int64()), FLAG_CLOCK_UNSYNCED),
+        "repaired": pc.bit_wise_and(pc.cast(table[COL_FLAGS], pa.int64()), FLAG_TIME_REPAIRED),
     }).sort_by([("time", "ascending")])
     keys = ["name", "unit", "kind", "attributes", "window"]
     grouped = work.group_by(keys, use_threads=False).aggregate([
@@ -95,23 +109,24 @@ def coarsen(table: pa.Table, window_ns: int) -> pa.Table:
         else:  # cumulative and up-down sums keep their last value and their own start
             outputs, row_start = [(row["name"], row["value_last"], "last")], row["start_last"]
         for name, val, function in outputs:
-            columns["name"].append(name)
-            columns["unit"].append("1" if function == "count" else row["unit"])
-            columns["kind"].append(row["kind"])
-            columns["attributes"].append(row["attributes"])
-            columns["start_time_unix_nano"].append(row_start)
-            columns["time_unix_nano"].append(end)
-            columns["double_value"].append(None if function == "count" else float(val))
-            columns["int_value"].append(int(val) if function == "count" else None)
-            columns["flags"].append(flags)
+            columns[COL_NAME].append(name)
+            columns[COL_UNIT].append("1" if function == "count" else row["unit"])
+            columns[COL_KIND].append(row["kind"])
+            columns[COL_ATTRIBUTES].append(row["attributes"])
+            columns[COL_START_TIME].append(row_start)
+            columns[COL_TIME].append(end)
+            columns[COL_DOUBLE].append(None if function == "count" else float(val))
+            columns[COL_INT].append(int(val) if function == "count" else None)
+            columns[COL_FLAGS].append(flags)
     return pa.table({
-        "name": pa.array(columns["name"], pa.string()), "unit": pa.array(columns["unit"], pa.string()),
-        "kind": pa.array(columns["kind"], pa.string()), "attributes": pa.array(columns["attributes"], pa.string()),
-        "start_time_unix_nano": pa.array(columns["start_time_unix_nano"], pa.int64()).cast(TS),
-        "time_unix_nano": pa.array(columns["time_unix_nano"], pa.int64()).cast(TS),
-        "double_value": pa.array(columns["double_value"], pa.float64()),
-        "int_value": pa.array(columns["int_value"], pa.int64()),
-        "flags": pa.array(columns["flags"], pa.uint8()),
+        COL_NAME: pa.array(columns[COL_NAME], pa.string()), COL_UNIT: pa.array(columns[COL_UNIT], pa.string()),
+        COL_KIND: pa.array(columns[COL_KIND], pa.string()),
+        COL_ATTRIBUTES: pa.array(columns[COL_ATTRIBUTES], pa.string()),
+        COL_START_TIME: pa.array(columns[COL_START_TIME], pa.int64()).cast(TS),
+        COL_TIME: pa.array(columns[COL_TIME], pa.int64()).cast(TS),
+        COL_DOUBLE: pa.array(columns[COL_DOUBLE], pa.float64()),
+        COL_INT: pa.array(columns[COL_INT], pa.int64()),
+        COL_FLAGS: pa.array(columns[COL_FLAGS], pa.uint8()),
     })
 
 
@@ -124,7 +139,7 @@ def _decoded(payload: bytes) -> tuple[pa.Table, dict[bytes, bytes]]:
 
 def encode(table: pa.Table, meta: dict[bytes, bytes]) -> pa.RecordBatch:
     """Plain string columns back to the metrics/1 schema (dictionary columns, rows by series)."""
-    table = table.sort_by([("name", "ascending"), ("attributes", "ascending"), ("time_unix_nano", "ascending")])
+    table = table.sort_by([(COL_NAME, "ascending"), (COL_ATTRIBUTES, "ascending"), (COL_TIME, "ascending")])
     columns = []
     for f in METRICS_FIELDS:
         col = table[f.name].combine_chunks()
@@ -212,8 +227,8 @@ class Downsampler:
                 if payload is None:
                     raise ValueError("unreadable")
                 table, batch_meta = _decoded(payload)
-                if batch_format_of(batch_meta) != METRICS_FORMAT:
-                    raise ValueError(f"format {batch_format_of(batch_meta)!r}")
+                if format_of(batch_meta) != METRICS_FORMAT:
+                    raise ValueError(f"format {format_of(batch_meta)!r}")
             except (pa.ArrowException, ValueError) as exc:
                 # Left as it is: dropped in its turn when nothing raw is left to coarsen.
                 self._unusable.add(batch.id)
@@ -233,13 +248,13 @@ class Downsampler:
                 earlier, _ = _decoded(payload)
                 coarse = pa.concat_tables([earlier, coarse])
                 merged_from.append(previous[-1])
-        times = pc.cast(coarse["time_unix_nano"], pa.int64())
-        meta = {**meta, WINDOW_KEY: f"{self.window_s:g}".encode(),
-                RANGE_KEY: f"{pc.min(times).as_py() - self._window_ns}-{pc.max(times).as_py()}".encode()}
+        times = pc.cast(coarse[COL_TIME], pa.int64())
+        meta = {**meta, META_DOWNSAMPLED: f"{self.window_s:g}".encode(),
+                META_DOWNSAMPLED_RANGE: f"{pc.min(times).as_py() - self._window_ns}-{pc.max(times).as_py()}".encode()}
         payload = to_ipc(encode(coarse, meta))
         replaced = inputs + merged_from
         freed = sum(b.size for b in replaced)
-        if len(payload) + 36 >= freed:
+        if len(payload) + spoolfile.OVERHEAD >= freed:
             return False  # nothing to gain: let the spool drop instead
         created = min(b.created_ns for b in replaced)
         new_id = spool.write_locked("metrics", payload, coarse.num_rows, created)
@@ -251,7 +266,7 @@ class Downsampler:
         self._batches.inc()
         self._points_in.inc("in", sum(b.points for b in inputs))
         self._points_in.inc("out", coarse.num_rows)
-        self._bytes_saved.inc(n=freed - len(payload) - 36)
+        self._bytes_saved.inc(n=freed - len(payload) - spoolfile.OVERHEAD)
         log.warning(
             "spool full: downsampled %d batches (%d points) into batch %d (%d points, %s windows)",
             len(inputs), sum(b.points for b in inputs), new_id, coarse.num_rows, f"{self.window_s:g}s",
@@ -280,12 +295,7 @@ def read_head(path: Path) -> bytes:
 def _peek_downsampled(path: Path) -> bool:
     """Whether a spool file's batch is downsampled, from the schema at the head of its payload."""
     try:
-        schema = pa.ipc.open_stream(pa.py_buffer(read_head(path))).schema
+        return META_DOWNSAMPLED in head_metadata(read_head(path))
     except (OSError, pa.ArrowInvalid):
         return False
-    return WINDOW_KEY in (schema.metadata or {})
-
-
-def batch_format_of(meta: dict[bytes, bytes]) -> str:
-    return meta.get(b"edgecollect.format", b"").decode()
 

@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING, Literal
 
 from edgecollect import spoolfile
 from edgecollect.errors import SpoolFault
+from edgecollect.format import SIGNALS
 from edgecollect.spoolfile import (
     HEADER,
     MAGIC,
     OVERHEAD,
-    SIGNALS,
     SUFFIX,
     TRAILER,
     VERSION,

@@ -31,12 +31,13 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgecollect.format import SIGNALS
+
 MAGIC = b"ECSP"
 VERSION = 1
 HEADER = struct.Struct("<4sBBHQqII")
 TRAILER = struct.Struct("<I")
 OVERHEAD = HEADER.size + TRAILER.size
-SIGNALS = ("metrics", "logs")
 SUFFIX = ".ecb"
 LARGEST_FORMAT = OVERHEAD + 0xFFFF_FFFF  # the length field is 32 bits
 MAX_SEQ = 2**62  # ids above this are hostile names: numbering must not overflow the 64-bit field
@@ -47,7 +48,7 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 @dataclass(frozen=True, slots=True)
 class SpooledBatch:
     id: int  # the sequence number
-    signal: str  # "metrics" | "logs"
+    signal: str  # one of format.SIGNALS
     points: int
     created_ns: int
     size: int  # bytes on disk, framing included

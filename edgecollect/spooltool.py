@@ -19,10 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from edgecollect import spoolfile
-from edgecollect.batch import from_ipc
+from edgecollect.format.reader import BatchView, read_batch
 from edgecollect.spoolfile import SUFFIX, Damaged, SpooledBatch
 
 EXIT_OK, EXIT_FAILURE = 0, 1
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 def scan(
@@ -61,7 +62,7 @@ def ls(directory: Path, out: TextIO, largest: int = spoolfile.LARGEST_FORMAT) ->
             print(f"{path.name:>8}  DAMAGED ({payload!s})", file=out)
             continue
         total += batch.size
-        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(batch.created_ns / 1e9))
+        created = time.strftime(TIME_FORMAT, time.gmtime(batch.created_ns / 1e9))
         note = ""
         if batch.signal == "metrics":
             from edgecollect.downsample import describe, read_head
@@ -81,13 +82,23 @@ def show(directory: Path, batch_id: str, out: TextIO, largest: int = spoolfile.L
         except (Damaged, OSError) as exc:  # acked (or damaged) by the running agent meanwhile
             print(f"edgecollect: batch {batch_id} in {directory} is gone or damaged: {exc}", file=out)
             return EXIT_FAILURE
-        table = pa.Table.from_batches([from_ipc(payload)])
+        spooled = read_batch(payload)
+        table = pa.Table.from_batches([spooled.batch])
         print(f"batch {batch.id}: {batch.signal}, {batch.points} points, {batch.size} bytes, {path}", file=out)
+        print(summary(spooled), file=out)
         print(table.schema.to_string(show_schema_metadata=True), file=out)
         print(denormalize(table).to_string(preview_cols=20), file=out)
         return EXIT_OK
     print(f"edgecollect: no batch {batch_id} in {directory}", file=out)
     return EXIT_FAILURE
+
+
+def summary(spooled: BatchView) -> str:
+    """'metrics/1, boot <id>, times 2026-11-29 10:00:00..2026-11-29 10:00:10 UTC' (what repair needs)."""
+    span = spooled.time_range_ns()
+    times = "no rows" if span is None else "times " + "..".join(
+        time.strftime(TIME_FORMAT, time.gmtime(t // 1_000_000_000)) for t in span) + " UTC"
+    return f"{spooled.format_name or 'unknown format'}, boot {spooled.boot_id or '?'}, {times}"
 
 
 def denormalize(table: pa.Table) -> pa.Table:
@@ -112,7 +123,7 @@ def export(
         if batch.signal != signal:
             continue
         assert isinstance(payload, bytes)
-        table = denormalize(pa.Table.from_batches([from_ipc(payload)]))
+        table = denormalize(pa.Table.from_batches([read_batch(payload).batch]))
         tables.append(table.replace_schema_metadata(None))
     if not tables:
         print(f"edgecollect: no {signal} batches in {directory}", file=out)

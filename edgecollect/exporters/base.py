@@ -31,6 +31,7 @@ from edgecollect.coalesce import coalesce
 from edgecollect.errors import SpoolFault
 from edgecollect.exporters.gather import Gatherer
 from edgecollect.exporters.upstream import UpstreamConfig
+from edgecollect.format import SIGNALS, Signal
 from edgecollect.telemetry import Telemetry
 from edgecollect.writebehind import HELD_BASE
 
@@ -43,8 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Signal = Literal["metrics", "logs"]
-SIGNALS: tuple[Signal, ...] = ("metrics", "logs")
 State = Literal["idle", "connected", "fallback", "backoff", "offline"]
 
 

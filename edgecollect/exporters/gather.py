@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 from edgecollect.coalesce import key_of
 
 if TYPE_CHECKING:
-    from edgecollect.exporters.base import Outgoing, Signal
+    from edgecollect.exporters.base import Outgoing
+    from edgecollect.format import Signal
     from edgecollect.spool import Spool
     from edgecollect.spoolfile import SpooledBatch
     from edgecollect.writebehind import WriteBehind

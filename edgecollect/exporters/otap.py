@@ -43,10 +43,11 @@ from typing import Any
 import grpc
 
 from edgecollect.errors import UpstreamFault
-from edgecollect.exporters.base import SIGNALS, Delivery, Outgoing, Signal
+from edgecollect.exporters.base import Delivery, Outgoing
 from edgecollect.exporters.otlp import GrpcChannel, OtlpGrpcExporter, grpc_compression, rpc_failure
 from edgecollect.exporters.proto import arrow_service_pb2 as pb
 from edgecollect.exporters.upstream import UpstreamConfig
+from edgecollect.format import SIGNALS, Signal
 from edgecollect.telemetry import Telemetry
 
 log = logging.getLogger(__name__)

@@ -35,11 +35,11 @@ from edgecollect.exporters.otap_attrs import Entry, entries_from_json
 from edgecollect.exporters.otap_ipc import OtapEncodeError, SchemaIds, TableStream
 from edgecollect.exporters.otap_tables import MAX_IDS_16, StreamDicts, Table, logs_tables, metrics_tables
 from edgecollect.exporters.proto import arrow_service_pb2 as pb
+from edgecollect.format import COL_KIND, COL_NAME, COL_UNIT, FORMAT_OF, METRICS_FORMAT, Signal
+from edgecollect.format.reader import view
 
 __all__ = ["OtapEncodeError", "OtapStreamEncoder", "split_for_otap"]
 
-Signal = Literal["metrics", "logs"]
-_FORMATS: dict[str, str] = {"metrics": "metrics/1", "logs": "logs/1"}
 _ZSTD_LEVEL = 3
 _JSON_CACHE_MAX = 4096  # distinct attribute sets remembered across batches (bounded memory)
 
@@ -49,12 +49,12 @@ class OtapStreamEncoder:
 
     def __init__(
         self,
-        signal: Literal["metrics", "logs"],
+        signal: Signal,
         *,
         self_contained: bool = False,
         ipc_compression: Literal["zstd", "none"] = "zstd",
     ) -> None:
-        if signal not in _FORMATS:
+        if signal not in FORMAT_OF:
             raise ValueError(f"signal must be 'metrics' or 'logs', got {signal!r}")
         if ipc_compression not in ("zstd", "none"):
             raise ValueError(f"ipc_compression must be 'zstd' or 'none', got {ipc_compression!r}")
@@ -88,9 +88,9 @@ class OtapStreamEncoder:
 
     def encode(self, batch: pa.RecordBatch) -> pb.BatchArrowRecords:
         """The next BAR of this stream for one spooled batch; root payload first, never empty."""
-        fmt = (batch.schema.metadata or {}).get(b"edgecollect.format", b"").decode()
-        if fmt != _FORMATS[self._signal]:
-            want = _FORMATS[self._signal]
+        fmt = view(batch).format_name
+        if fmt != FORMAT_OF[self._signal]:
+            want = FORMAT_OF[self._signal]
             raise OtapEncodeError(f"a {self._signal} stream needs a {want} batch, got {fmt!r}")
         if batch.num_rows == 0:
             raise OtapEncodeError("empty batch: nothing to send")
@@ -144,9 +144,8 @@ def split_for_otap(batch: pa.RecordBatch) -> list[pa.RecordBatch]:
     n = batch.num_rows
     if n <= MAX_IDS_16:
         return [batch]
-    fmt = (batch.schema.metadata or {}).get(b"edgecollect.format", b"").decode()
-    if fmt == _FORMATS["metrics"]:
-        keys = ("name", "unit", "kind")
+    if view(batch).format_name == METRICS_FORMAT:
+        keys = (COL_NAME, COL_UNIT, COL_KIND)
         cols = {}
         for c in keys:
             col = batch.column(batch.schema.get_field_index(c))

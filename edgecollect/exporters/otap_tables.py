@@ -3,15 +3,16 @@ NUMBER_DP_ATTRS; logs/1 → LOGS, RESOURCE_ATTRS, LOG_ATTRS (otap-wire.md §4–
 
 Owns the mapping of our spool schema (edgecollect/batch.py) onto OTLP as the Go decoder rebuilds it:
 
-* one resource per batch, its attributes from the schema metadata `edgecollect.resource`; one scope,
+* one resource per batch, its attributes from the batch's resource metadata; one scope,
   name `edgecollect`, version `edgecollect.__version__`, without attributes (so no SCOPE_ATTRS);
 * a metric is a distinct (name, unit, kind); kinds map gauge → Gauge, cumulative → Sum(cumulative,
   monotonic), delta → Sum(delta, monotonic), updown → Sum(cumulative, non-monotonic); metric rows are
   sorted by (type, name, unit, temporality, monotonic) and points keep the spool's (series, time) order
   within their metric;
-* the spool's clock flags become point (or log record) attributes so upstream sees the honesty marks:
-  bit 0 → `edgecollect.clock.unsynced = true`, bit 1 → `edgecollect.time.repaired = true`; the OTLP
-  `flags` field is not used (its bit 0 means "no recorded value");
+* the spool's clock flags become point (or log record) attributes so upstream sees the honesty marks
+  (format.FLAG_ATTRIBUTES: bit 0 → `edgecollect.clock.unsynced = true`, bit 1 →
+  `edgecollect.time.repaired = true`); the OTLP `flags` field is not used (its bit 0 means "no
+  recorded value");
 * every point gets an id (stored 0, 1, 1, …); log records get one only when they have attributes.
 
 Must never: build a null `resource`/`scope` struct row, or more than 65 535 metrics or attributed log
@@ -40,6 +41,28 @@ from edgecollect.exporters.otap_attrs import (
     row_delta,
 )
 from edgecollect.exporters.otap_ipc import Col, DictColumn, OtapEncodeError, as_type
+from edgecollect.format import (
+    COL_ATTRIBUTES,
+    COL_BODY_BOOL,
+    COL_BODY_BYTES,
+    COL_BODY_DOUBLE,
+    COL_BODY_INT,
+    COL_BODY_STR,
+    COL_BODY_TYPE,
+    COL_DOUBLE,
+    COL_FLAGS,
+    COL_INT,
+    COL_KIND,
+    COL_NAME,
+    COL_SEVERITY_NUMBER,
+    COL_SEVERITY_TEXT,
+    COL_START_TIME,
+    COL_TIME,
+    COL_UNIT,
+    FLAG_ATTRIBUTES,
+    FLAG_BITS,
+)
+from edgecollect.format.reader import view
 
 TS = pa.timestamp("ns", tz="UTC")
 SCOPE_NAME = "edgecollect"
@@ -51,11 +74,6 @@ KINDS: dict[str, tuple[int, int | None, bool | None]] = {
     "delta": (2, 1, True),
     "updown": (2, 2, False),
 }
-FLAG_ATTRIBUTES: tuple[tuple[int, str], ...] = (
-    (1, "edgecollect.clock.unsynced"),
-    (2, "edgecollect.time.repaired"),
-)
-_FLAG_BITS = 3
 
 # Payload type numbers (ArrowPayloadType, §1.3); kept here so table code needs no protobuf import.
 RESOURCE_ATTRS, UNIVARIATE_METRICS, NUMBER_DATA_POINTS, NUMBER_DP_ATTRS = 1, 10, 11, 15
@@ -134,8 +152,7 @@ def _resource_scope(n: int, dicts: StreamDicts) -> list[Col]:
 
 
 def _resource_attrs(batch: pa.RecordBatch, dicts: StreamDicts, parse: Parse) -> list[Table]:
-    meta = batch.schema.metadata or {}
-    text = meta.get(b"edgecollect.resource", b"{}").decode()
+    text = view(batch).resource_json
     last = dicts.resource_tables
     # The resource rarely changes within a stream: reuse its columns while its dictionaries stand still.
     if last is not None and last[:3] == (text, dicts.res_key.generation, dicts.res_str.generation):
@@ -169,12 +186,12 @@ def _attribute_sets(
 ) -> tuple[pa.Array, AttrPlan | None]:
     """Per row (in `rows` order, or batch order), the index of its attribute set in the plan (null
     when it has none): the spooled JSON attributes plus the clock-flag attributes."""
-    values, idx = _dict_parts(batch, "attributes")
-    flags = pc.bit_wise_and(_column(batch, "flags").fill_null(0).cast(pa.int64()), _FLAG_BITS)
+    values, idx = _dict_parts(batch, COL_ATTRIBUTES)
+    flags = pc.bit_wise_and(_column(batch, COL_FLAGS).fill_null(0).cast(pa.int64()), FLAG_BITS)
     if rows is not None:
         idx, flags = idx.take(rows), flags.take(rows)
-    encoded = pc.add(pc.multiply(idx, _FLAG_BITS + 1), flags).dictionary_encode()
-    key = tuple((values[c >> 2], c & _FLAG_BITS) for c in encoded.dictionary.to_pylist())
+    encoded = pc.add(pc.multiply(idx, FLAG_BITS + 1), flags).dictionary_encode()
+    key = tuple((values[c // (FLAG_BITS + 1)], c % (FLAG_BITS + 1)) for c in encoded.dictionary.to_pylist())
     hit = plans.get(key)
     if hit is None:
         table = EntryTable()
@@ -197,9 +214,9 @@ def metrics_tables(
     batch: pa.RecordBatch, dicts: StreamDicts, parse: Parse = entries_from_json
 ) -> list[Table]:
     """The non-empty tables of a metrics/1 batch, root first, in the Go producer's order (§5.1)."""
-    names, name_idx = _dict_parts(batch, "name")
-    units, unit_idx = _dict_parts(batch, "unit")
-    kinds, kind_idx = _dict_parts(batch, "kind")
+    names, name_idx = _dict_parts(batch, COL_NAME)
+    units, unit_idx = _dict_parts(batch, COL_UNIT)
+    kinds, kind_idx = _dict_parts(batch, COL_KIND)
     nu, nk = max(len(units), 1), max(len(kinds), 1)
     combo = pc.add(pc.multiply(pc.add(pc.multiply(name_idx, nu), unit_idx), nk), kind_idx).dictionary_encode()
     descs = []
@@ -237,11 +254,10 @@ def metrics_tables(
     points = [
         Col("id", point_ids),
         Col("parent_id", row_delta(metric_of_row.take(order), 16), nullable=False),
-        Col("start_time_unix_nano", _timestamps(_column(batch, "start_time_unix_nano")).take(order),
-            optional=True),
-        Col("time_unix_nano", _timestamps(_column(batch, "time_unix_nano")).take(order), nullable=False),
-        Col("int_value", _column(batch, "int_value", pa.int64()).take(order), optional=True),
-        Col("double_value", _column(batch, "double_value", pa.float64()).take(order), optional=True),
+        Col("start_time_unix_nano", _timestamps(_column(batch, COL_START_TIME)).take(order), optional=True),
+        Col("time_unix_nano", _timestamps(_column(batch, COL_TIME)).take(order), nullable=False),
+        Col("int_value", _column(batch, COL_INT, pa.int64()).take(order), optional=True),
+        Col("double_value", _column(batch, COL_DOUBLE, pa.float64()).take(order), optional=True),
     ]
     tables: list[Table] = [(UNIVARIATE_METRICS, root), *_resource_attrs(batch, dicts, parse)]
     if n:
@@ -269,23 +285,23 @@ def logs_tables(
     log_ids = pc.if_else(
         has_attrs, pc.subtract(pc.cumulative_sum(has_attrs.cast(pa.int64())), 1), pa.scalar(None, pa.int64())
     )
-    texts, text_idx = _dict_parts(batch, "severity_text")
+    texts, text_idx = _dict_parts(batch, COL_SEVERITY_TEXT)
     body = pa.StructArray.from_arrays(
         [
-            _column(batch, "body_type", pa.uint8()),
-            _column(batch, "body_str", pa.string()),
-            _column(batch, "body_int", pa.int64()),
-            _column(batch, "body_double", pa.float64()),
-            _column(batch, "body_bool", pa.bool_()),
-            _column(batch, "body_bytes", pa.binary()),
+            _column(batch, COL_BODY_TYPE, pa.uint8()),
+            _column(batch, COL_BODY_STR, pa.string()),
+            _column(batch, COL_BODY_INT, pa.int64()),
+            _column(batch, COL_BODY_DOUBLE, pa.float64()),
+            _column(batch, COL_BODY_BOOL, pa.bool_()),
+            _column(batch, COL_BODY_BYTES, pa.binary()),
         ],
         names=["type", "str", "int", "double", "bool", "bytes"],
     )
     root = [
         Col("id", nonnull_delta(log_ids, 16)),
         *_resource_scope(n, dicts),
-        Col("time_unix_nano", _timestamps(_column(batch, "time_unix_nano"))),
-        Col("severity_number", _column(batch, "severity_number", pa.int32())),
+        Col("time_unix_nano", _timestamps(_column(batch, COL_TIME))),
+        Col("severity_number", _column(batch, COL_SEVERITY_NUMBER, pa.int32())),
         Col("severity_text", dicts.severity_text.encode(texts, text_idx)),
         Col("body", body),
     ]

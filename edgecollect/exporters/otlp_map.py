@@ -2,9 +2,9 @@
 
 It mirrors the OTAP encoder exactly so a backend sees the same data whichever way it came: kind
 gauge → Gauge; cumulative → Sum cumulative monotonic; delta → Sum delta monotonic; updown → Sum
-cumulative non-monotonic; flags bit 0 → attribute `edgecollect.clock.unsynced=true`, bit 1 →
-`edgecollect.time.repaired=true`; scope "edgecollect" at our version; resource from the batch's
-`edgecollect.resource` schema metadata.
+cumulative non-monotonic; each flag bit → its boolean attribute (format.FLAG_ATTRIBUTES: bit 0
+`edgecollect.clock.unsynced`, bit 1 `edgecollect.time.repaired`); scope "edgecollect" at our
+version; resource from the batch's resource metadata.
 """
 
 from __future__ import annotations
@@ -21,11 +21,29 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from edgecollect import __version__
 from edgecollect.exporters.base import Delivery, Outgoing
+from edgecollect.format import (
+    BODY_COLUMNS,
+    COL_ATTRIBUTES,
+    COL_BODY_TYPE,
+    COL_DOUBLE,
+    COL_FLAGS,
+    COL_INT,
+    COL_KIND,
+    COL_NAME,
+    COL_SEVERITY_NUMBER,
+    COL_SEVERITY_TEXT,
+    COL_START_TIME,
+    COL_TIME,
+    COL_UNIT,
+    FLAG_ATTRIBUTES,
+    FLAG_BITS,
+    FORMAT_OF,
+)
+from edgecollect.format.reader import view
 
 log = logging.getLogger(__name__)
 
 SCOPE_NAME = "edgecollect"
-FLAG_ATTRIBUTES = ((0x01, "edgecollect.clock.unsynced"), (0x02, "edgecollect.time.repaired"))
 _TEMPORALITY = {"delta": metrics_pb2.AGGREGATION_TEMPORALITY_DELTA,
                 "cumulative": metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE,
                 "updown": metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE}
@@ -56,35 +74,19 @@ def _key_values(attributes: dict[str, Any], flags: int = 0) -> list[common_pb2.K
     return out
 
 
-def _resource_attributes(batch: pa.RecordBatch) -> dict[str, Any]:
-    raw = (batch.schema.metadata or {}).get(b"edgecollect.resource", b"{}")
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
-
-
-def _decoded(batch: pa.RecordBatch, name: str) -> list[Any]:
-    return batch.column(batch.schema.get_field_index(name)).to_pylist()  # type: ignore[no-any-return]
-
-
-def _nanos(batch: pa.RecordBatch, name: str) -> list[int | None]:
-    return batch.column(batch.schema.get_field_index(name)).cast(pa.int64()).to_pylist()  # type: ignore[no-any-return]
-
-
 def metrics_request(batch: pa.RecordBatch) -> metrics_service_pb2.ExportMetricsServiceRequest:
     """The OTLP request for one `metrics/1` batch (batch.py); one Metric per (name, unit, kind)."""
+    spooled = view(batch)
     req = metrics_service_pb2.ExportMetricsServiceRequest()
     rm = req.resource_metrics.add()
-    rm.resource.attributes.extend(_key_values(_resource_attributes(batch)))
+    rm.resource.attributes.extend(_key_values(spooled.resource()))
     sm = rm.scope_metrics.add()
     sm.scope.name, sm.scope.version = SCOPE_NAME, __version__
-    names, units, kinds = _decoded(batch, "name"), _decoded(batch, "unit"), _decoded(batch, "kind")
-    attr_json = _decoded(batch, "attributes")
-    starts, times = _nanos(batch, "start_time_unix_nano"), _nanos(batch, "time_unix_nano")
-    doubles, ints = _decoded(batch, "double_value"), _decoded(batch, "int_value")
-    flags = _decoded(batch, "flags")
+    names, units, kinds = spooled.values(COL_NAME), spooled.values(COL_UNIT), spooled.values(COL_KIND)
+    attr_json = spooled.values(COL_ATTRIBUTES)
+    starts, times = spooled.nanos(COL_START_TIME), spooled.nanos(COL_TIME)
+    doubles, ints = spooled.values(COL_DOUBLE), spooled.values(COL_INT)
+    flags = spooled.values(COL_FLAGS)
     metrics: dict[tuple[str, str, str], Any] = {}
     attr_cache: dict[tuple[str, int], list[common_pb2.KeyValue]] = {}
     for i in range(batch.num_rows):
@@ -104,7 +106,7 @@ def metrics_request(batch: pa.RecordBatch) -> metrics_service_pb2.ExportMetricsS
             dp.as_int = ints[i]
         elif doubles[i] is not None:
             dp.as_double = doubles[i]
-        akey = (attr_json[i], flags[i] & 0x03)
+        akey = (attr_json[i], flags[i] & FLAG_BITS)
         kvs = attr_cache.get(akey)
         if kvs is None:
             kvs = attr_cache[akey] = _key_values(json.loads(attr_json[i]), akey[1])
@@ -114,24 +116,24 @@ def metrics_request(batch: pa.RecordBatch) -> metrics_service_pb2.ExportMetricsS
 
 def logs_request(batch: pa.RecordBatch) -> logs_service_pb2.ExportLogsServiceRequest:
     """The OTLP request for one `logs/1` batch (batch.py)."""
+    spooled = view(batch)
     req = logs_service_pb2.ExportLogsServiceRequest()
     rl = req.resource_logs.add()
-    rl.resource.attributes.extend(_key_values(_resource_attributes(batch)))
+    rl.resource.attributes.extend(_key_values(spooled.resource()))
     sl = rl.scope_logs.add()
     sl.scope.name, sl.scope.version = SCOPE_NAME, __version__
-    times = _nanos(batch, "time_unix_nano")
-    sev_num, sev_text = _decoded(batch, "severity_number"), _decoded(batch, "severity_text")
-    body_type = _decoded(batch, "body_type")
-    bodies = {code: _decoded(batch, col) for code, col in
-              ((1, "body_str"), (2, "body_int"), (3, "body_double"), (4, "body_bool"), (7, "body_bytes"))}
-    attr_json, flags = _decoded(batch, "attributes"), _decoded(batch, "flags")
+    times = spooled.nanos(COL_TIME)
+    sev_num, sev_text = spooled.values(COL_SEVERITY_NUMBER), spooled.values(COL_SEVERITY_TEXT)
+    body_type = spooled.values(COL_BODY_TYPE)
+    bodies = {code: spooled.values(col) for code, col in BODY_COLUMNS.items()}
+    attr_json, flags = spooled.values(COL_ATTRIBUTES), spooled.values(COL_FLAGS)
     for i in range(batch.num_rows):
         rec = sl.log_records.add(time_unix_nano=times[i] or 0, severity_number=sev_num[i],
                                  severity_text=sev_text[i])
         column = bodies.get(body_type[i])
         if column is not None and column[i] is not None:
             _set_value(rec.body, column[i])
-        rec.attributes.extend(_key_values(json.loads(attr_json[i]), flags[i] & 0x03))
+        rec.attributes.extend(_key_values(json.loads(attr_json[i]), flags[i] & FLAG_BITS))
     return req
 
 
@@ -148,4 +150,5 @@ def mapped(item: Outgoing, via: str) -> ExportRequest | Delivery:
         return export_request(item)
     except (KeyError, ValueError, TypeError, pa.ArrowException) as exc:
         log.error("upstream: spool batch %d cannot be mapped to OTLP: %r", item.spool_id, exc)
-        return Delivery(item.spool_id, "reject", "unmappable", f"not a {item.signal}/1 batch: {exc!r}", via)
+        want = FORMAT_OF.get(item.signal, item.signal)
+        return Delivery(item.spool_id, "reject", "unmappable", f"not a {want} batch: {exc!r}", via)

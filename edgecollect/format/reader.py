@@ -158,8 +158,8 @@ class BatchView:
     def resource(self) -> dict[str, Any]:
         """The resource attributes; {} when the metadata is not a JSON object."""
         try:
-            parsed = json.loads(self.resource_json)
-        except ValueError:
+            parsed = json.loads(self.metadata.get(META_RESOURCE, b"{}"))
+        except ValueError:  # UnicodeDecodeError included
             return {}
         return parsed if isinstance(parsed, dict) else {}
 
