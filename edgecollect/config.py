@@ -44,7 +44,7 @@ from edgecollect.configtypes import (
     type_name,
 )
 from edgecollect.errors import ConfigError
-from edgecollect.sources.registry import KINDS, NAME_EXPECTED, source_name
+from edgecollect.sources.registry import KINDS, source_name
 from edgecollect.tomlpos import PathKey, dotted, key_lines, line_of
 
 if sys.version_info >= (3, 11):
@@ -358,7 +358,7 @@ class _Loader:
                 other = seen.get(name)
                 if other is not None:
                     written = f'"{name}"' if getattr(cfg, "name", "") else f'nothing, so the default "{name}"'
-                    raise self.error(at, f"a name no other source has ({NAME_EXPECTED})",
+                    raise self.error(at, "a name no other source has",
                                      f"{written}, as {dotted(other[:-1])} has")
                 seen[name] = at
 
