@@ -19,13 +19,22 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from edgecollect.clock import Clock
-from edgecollect.model import REFUSED_BUDGET, AttrValue, LogRecord, Point, SeriesBudget, SeriesRegistry, is_finite
-from edgecollect.telemetry import Counter, Telemetry
+from edgecollect.model import (
+    REFUSED_BUDGET,
+    AttrValue,
+    LogRecord,
+    Point,
+    SeriesBudget,
+    SeriesRegistry,
+    Value,
+    is_finite,
+)
+from edgecollect.telemetry import Counter, Gauge, Telemetry
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 EVENT_LOG_EVERY_S = 10.0  # at most one log line per event this often; the counter has every one
@@ -80,8 +89,9 @@ class EventLog:
         self._quiet: dict[str, int] = {}
         self._lock = threading.Lock()  # paho callbacks and the batcher may both report
 
-    def __call__(self, event: str, message: str, level: int = logging.WARNING) -> bool:
-        """Count `event`; log `message` unless one was logged within every_s. True if logged."""
+    def __call__(self, event: str, message: str, *args: object, level: int = logging.WARNING) -> bool:
+        """Count `event`; log `message` (%-formatted with `args` only then, so a hot reject path
+        pays for no text) unless one was logged within every_s. True if logged."""
         self._counter.inc(event)
         now = time.monotonic()
         with self._lock:
@@ -91,9 +101,11 @@ class EventLog:
                 return False
             self._last[event] = now
             quiet = self._quiet.pop(event, 0)
+        if not args:
+            message, args = "%s", (message,)  # a message without args is text, % and all
         if quiet:
-            message = f"{message} (and {quiet} more {event} not logged)"
-        self._log.log(level, "%s", message)
+            message += f" (and {quiet} more {event} not logged)"
+        self._log.log(level, message, *args)
         return True
 
 
@@ -116,10 +128,18 @@ class SourceContext:
         self._flush_requests: Counter | None = None  # made on first use: most sources never ask
         self.event = EventLog(self.counter("events", "event"), logging.getLogger(f"edgecollect.{self.kind}"))
 
-    def counter(self, noun: str, label_key: str | None = None, *, unit: str = "1") -> Counter:
-        """A counter `edgecollect.<kind>.<noun>` with this source's name as an attribute."""
-        base: dict[str, AttrValue] = {"source": self.name}
+    def counter(self, noun: str, label_key: str | None = None, *, unit: str = "1",
+                attributes: Mapping[str, AttrValue] | None = None) -> Counter:
+        """A counter `edgecollect.<kind>.<noun>` with this source's name (and any fixed
+        `attributes`, e.g. a Modbus unit) as attributes."""
+        base: dict[str, AttrValue] = {"source": self.name, **(attributes or {})}
         return self.telemetry.counter(self.kind, noun, label_key, unit=unit, base=base)
+
+    def gauge(self, noun: str, read: Callable[[], Value], *, unit: str = "1",
+              attributes: Mapping[str, AttrValue] | None = None) -> Gauge:
+        """A gauge `edgecollect.<kind>.<noun>`, read when the agent samples its own metrics."""
+        base: dict[str, AttrValue] = {"source": self.name, **(attributes or {})}
+        return self.telemetry.gauge(self.kind, noun, read, unit=unit, base=base)
 
     def emit(self, points: Iterable[Point], token: int = 0, flags: int | None = None) -> int:
         """Intern and buffer points atomically under `token`; returns how many were accepted.

@@ -63,10 +63,10 @@ def test_event_log_counts_every_event_and_logs_each_at_most_once_per_interval(
         assert events("refused", "toy: refused once")
         assert not events("refused", "toy: refused twice")
         assert not events("refused", "toy: refused thrice")
-        assert events("lost", "toy: lost", logging.ERROR)  # another event has its own allowance
+        assert events("lost", "toy: lost %d%%", 5, level=logging.ERROR)  # another event, its own allowance
     assert counter.snapshot() == {"refused": 3, "lost": 1}
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
-        (logging.WARNING, "toy: refused once"), (logging.ERROR, "toy: lost")]
+        (logging.WARNING, "toy: refused once"), (logging.ERROR, "toy: lost 5%")]
 
     # Once the interval is over, the next line says how many went unlogged.
     caplog.clear()
@@ -76,8 +76,8 @@ def test_event_log_counts_every_event_and_logs_each_at_most_once_per_interval(
         events("x", "toy: x")
     events._last["x"] = 0.0  # its interval is over
     with caplog.at_level(logging.WARNING, logger="edgecollect.toy"):
-        assert events("x", "toy: x again")
-    assert caplog.records[-1].getMessage() == "toy: x again (and 4 more x not logged)"
+        assert events("x", "toy: x again at 100%")  # text without args is not %-formatted
+    assert caplog.records[-1].getMessage() == "toy: x again at 100% (and 4 more x not logged)"
 
 
 def test_the_context_event_log_is_counted_per_source() -> None:

@@ -62,8 +62,8 @@ class ModbusSource:
         self.devices = [self._device(d) for d in cfg.devices]
 
     def _device(self, dcfg: DeviceConfig) -> _Device:
-        base: dict[str, AttrValue] = {"source": self._ctx.name, "modbus.unit": dcfg.unit}
-        requests = self._ctx.telemetry.counter("modbus", "requests", "outcome", base=base)
+        unit: dict[str, AttrValue] = {"modbus.unit": dcfg.unit}
+        requests = self._ctx.counter("requests", "outcome", attributes=unit)
         for outcome in OUTCOMES:
             requests.inc(outcome, 0)  # present from the start so status shows every outcome
         attributes: dict[str, AttrValue] = {"modbus.bus": self._cfg.name, "modbus.unit": dcfg.unit}
@@ -81,7 +81,7 @@ class ModbusSource:
             plan(dcfg.registers, max_gap),
             series,
             requests,
-            self._ctx.telemetry.counter("modbus", "polls_skipped", base=base),
+            self._ctx.counter("polls_skipped", attributes=unit),
             # jitter both ways around the doubling: units that fell silent together retry apart
             self._ctx.backoff(interval_s, self._cfg.backoff_max, low=0.9, high=1.1),
         )

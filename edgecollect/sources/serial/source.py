@@ -148,7 +148,7 @@ class SerialSource:
         return False
 
     def _log_reject(self, outcome: str, line: bytes) -> None:
-        self._ctx.event(outcome, f"{self.name}: rejected ({outcome}): {line[:48]!r}", logging.DEBUG)
+        self._ctx.event(outcome, "%s: rejected (%s): %r", self.name, outcome, line[:48], level=logging.DEBUG)
 
     def _device_log(self, level: str, body: str) -> None:
         number = 13 if level == "WARN" else 9
