@@ -44,8 +44,7 @@ from edgecollect.configtypes import (
     type_name,
 )
 from edgecollect.errors import ConfigError
-from edgecollect.sources.host import HostConfig
-from edgecollect.sources.sysfs.config import SysfsConfig
+from edgecollect.sources.registry import KINDS, source_name
 from edgecollect.tomlpos import PathKey, dotted, key_lines, line_of
 
 if sys.version_info >= (3, 11):
@@ -181,22 +180,29 @@ class SpoolConfig:
     }
 
 
-# Source kinds that are arrays of tables, and where their config dataclass lives. Imported lazily
-# so that each source module stays the single definition of its keys.
-ARRAY_SOURCES: dict[str, tuple[str, str]] = {
-    "mqtt": ("edgecollect.sources.mqtt", "MqttConfig"),
-    "serial": ("edgecollect.sources.serial", "SerialConfig"),
-    "modbus": ("edgecollect.sources.modbus", "ModbusConfig"),
-}
-
-
 @dataclass(frozen=True, slots=True)
 class SourcesConfig:
-    host: HostConfig = field(default_factory=HostConfig)
-    mqtt: tuple[Any, ...] = ()  # MqttConfig, from edgecollect.sources.mqtt
-    serial: tuple[Any, ...] = ()  # SerialConfig, from edgecollect.sources.serial
-    modbus: tuple[Any, ...] = ()  # ModbusConfig, from edgecollect.sources.modbus
-    sysfs: SysfsConfig = field(default_factory=SysfsConfig)
+    """[sources]: for each kind of sources/registry.py, its config: one dataclass for a single table
+    (its defaults when absent), a tuple of them for an array (empty when absent). Read as
+    `cfg.sources.mqtt` or `cfg.sources.get("mqtt")`; registry.instances() lists what runs."""
+
+    kinds: dict[str, Any] = field(default_factory=lambda: _single_defaults())
+
+    def get(self, kind: str) -> Any:
+        if kind in self.kinds:
+            return self.kinds[kind]
+        entry = KINDS[kind]
+        return () if entry.array else entry.config_class()()
+
+    def __getattr__(self, kind: str) -> Any:
+        if kind.startswith("_") or kind not in KINDS:
+            raise AttributeError(kind)
+        return self.get(kind)
+
+
+def _single_defaults() -> dict[str, Any]:
+    """The single tables (host, sysfs) at their defaults: what an empty [sources] means."""
+    return {kind: entry.config_class()() for kind, entry in KINDS.items() if not entry.array}
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,23 +323,44 @@ class _Loader:
         return ConfigError(self.filename, line_of(self.lines, path), dotted(path), expected, found)
 
     def sources(self, data: object) -> SourcesConfig:
+        """[sources], by the registry: a kind's module is imported only when the file names it,
+        except single tables (host, sysfs), whose small config modules give their defaults."""
         path: PathKey = ("sources",)
         if not isinstance(data, dict):
             raise self.error(path, "a table", describe(data))
-        unknown = set(data) - {"host", "sysfs", *ARRAY_SOURCES}
+        unknown = set(data) - set(KINDS)
         if unknown:
             key = sorted(unknown)[0]
-            raise self.error((*path, key), "one of host, sysfs, " + ", ".join(ARRAY_SOURCES), "unknown source kind")
-        host = self.convert(data.get("host", {}), HostConfig, (*path, "host"))
-        sysfs = self.convert(data.get("sysfs", {}), SysfsConfig, (*path, "sysfs"))
-        arrays: dict[str, tuple[Any, ...]] = {}
-        for kind, (module, cls_name) in ARRAY_SOURCES.items():
-            if kind not in data:
-                arrays[kind] = ()
+            raise self.error((*path, key), "one of " + ", ".join(KINDS), "unknown source kind")
+        kinds: dict[str, Any] = {}
+        for kind, entry in KINDS.items():
+            if entry.array and kind not in data:
                 continue
-            cls = getattr(importlib.import_module(module), cls_name)
-            arrays[kind] = self.convert(data[kind], tuple[cls, ...], (*path, kind))  # type: ignore[valid-type]
-        return SourcesConfig(host=host, sysfs=sysfs, **arrays)
+            cls = entry.config_class()
+            hint = tuple[cls, ...] if entry.array else cls  # type: ignore[valid-type]
+            kinds[kind] = self.convert(data.get(kind, {}), hint, (*path, kind))
+        self._unique_names(kinds)
+        return SourcesConfig(kinds)
+
+    def _unique_names(self, kinds: dict[str, Any]) -> None:
+        """Names are identities (counters, client ids, status): two sources may not share one,
+        whether written or derived. Reported on the second one's `name` line (or its table's)."""
+        seen: dict[str, PathKey] = {}
+        for kind, configs in kinds.items():
+            if not KINDS[kind].array:
+                continue
+            for i, cfg in enumerate(configs):
+                at: PathKey = ("sources", kind, i, "name")
+                try:
+                    name = source_name(cfg)
+                except FieldError as exc:
+                    raise self.error(at, exc.expected, "nothing") from exc
+                other = seen.get(name)
+                if other is not None:
+                    written = f'"{name}"' if getattr(cfg, "name", "") else f'nothing, so the default "{name}"'
+                    raise self.error(at, "a name no other source has",
+                                     f"{written}, as {dotted(other[:-1])} has")
+                seen[name] = at
 
     def processors(self, data: object) -> tuple[Any, ...]:
         if data is None:

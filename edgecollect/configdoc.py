@@ -8,8 +8,9 @@ on any key without an explanation or any choice without its meaning:
     python -m edgecollect.configdoc > configs/edgecollect.toml
 
 A new section: a KEY_DOCS table in its dataclass, and one line in SECTIONS (or
-SECTIONS_AFTER_SOURCES). An array source needs no line: it is found in config.ARRAY_SOURCES. A
-nested table is found from its parent's field and introduced by that field's KEY_DOCS entry.
+SECTIONS_AFTER_SOURCES). A source kind needs no line here: every kind of sources/registry.py is
+rendered between the two, in the registry's order. A nested table is found from its parent's field
+and introduced by that field's KEY_DOCS entry.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from edgecollect.config import ARRAY_SOURCES, AgentConfig, BatchConfig, BufferConfig, SpoolConfig
+from edgecollect.config import AgentConfig, BatchConfig, BufferConfig, SpoolConfig
 from edgecollect.configtypes import Duration, Key, Size, key_docs, split_range
-from edgecollect.sources.host import HostConfig
+from edgecollect.sources.registry import KINDS
 
 HEADER = """\
 # edgecollect reference configuration.
@@ -107,16 +108,13 @@ class Section(NamedTuple):
     commented: bool = False  # its presence turns something on: shown as an example only
 
 
-# The top-level tables in the order the reference shows them; the array sources of
-# config.ARRAY_SOURCES come between the two groups. A section listed nowhere is not rendered.
+# The top-level tables in the order the reference shows them; the source kinds of
+# sources/registry.py come between the two groups. A section listed nowhere is not rendered.
 SECTIONS: tuple[Section, ...] = (
     Section("agent", AgentConfig, "The agent itself: where it keeps its state, what it logs, its own limits."),
     Section("buffer", BufferConfig, "The ring each source writes its readings into, between two flushes."),
     Section("batch", BatchConfig, "When rings are cut into batches and written to the spool."),
     Section("spool", SpoolConfig, "Batches on disk, kept until the collector has them (or they expire)."),
-    Section("sources.host", HostConfig, "Metrics of the gateway itself."),
-    Section("sources.sysfs", ("edgecollect.sources.sysfs.config", "SysfsConfig"),
-            "Sensors the Linux kernel exposes under /sys: 1-Wire, IIO and hwmon."),
 )
 SECTIONS_AFTER_SOURCES: tuple[Section, ...] = (
     Section("upstream", ("edgecollect.exporters.upstream", "UpstreamConfig"),
@@ -158,9 +156,8 @@ def _nested(cls: type) -> list[tuple[str, type, bool]]:
 def tables() -> list[Table]:
     """Every table of the reference, nested ones right after their parent."""
     sources = tuple(
-        Section(f"sources.{kind}", where, f"Any number of {kind} sources, each an entry [[sources.{kind}]]; every "
-                "source writes into a ring of its own.", array=True, commented=True)
-        for kind, where in ARRAY_SOURCES.items()
+        Section(f"sources.{kind.kind}", kind.config_class(), kind.intro, array=kind.array, commented=kind.array)
+        for kind in KINDS.values()
     )
     out: list[Table] = []
 

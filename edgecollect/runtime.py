@@ -26,7 +26,7 @@ from edgecollect.format.clockrepair import repair_spool_batch
 from edgecollect.model import SeriesRegistry
 from edgecollect.resource import boot_id, detect
 from edgecollect.sources.base import SourceContext
-from edgecollect.sources.host import HostSource
+from edgecollect.sources.registry import instances
 from edgecollect.sources.selftelemetry import SelfTelemetrySource
 from edgecollect.spool import Spool
 from edgecollect.telemetry import Telemetry
@@ -50,6 +50,7 @@ class ForwarderLike(Protocol):
 class _SourceThread:
     ctx: SourceContext
     source: Runnable
+    ring: Ring  # what ctx.ring is, with the runtime's full view of it
     thread: threading.Thread | None = None
 
 
@@ -91,7 +92,7 @@ class Agent:
 
     # -- wiring -------------------------------------------------------------------------------
 
-    def _context(self, name: str, kind: str, max_series: int | None = None) -> SourceContext:
+    def _context(self, name: str, kind: str, max_series: int | None = None) -> tuple[SourceContext, Ring]:
         budget = self.cfg.buffer
         capacity = budget.max_points
         if budget.max_bytes is not None:
@@ -115,39 +116,24 @@ class Agent:
             series_budget = self.registry.budget(name, self.cfg.agent.self_max_series, reserved=True)
         else:
             series_budget = self.registry.budget(name, max_series)
-        return SourceContext(
+        ctx = SourceContext(
             name, kind, ring, self.stop_event, self.registry, self.telemetry, self.clock, series_budget,
         )
+        return ctx, ring
 
     def add_source(
         self, name: str, kind: str, make: Callable[[SourceContext], Runnable], max_series: int | None = None,
     ) -> SourceContext:
-        ctx = self._context(name, kind, max_series)
-        self.sources.append(_SourceThread(ctx, make(ctx)))
+        ctx, ring = self._context(name, kind, max_series)
+        self.sources.append(_SourceThread(ctx, make(ctx), ring))
         return ctx
 
     def _build_sources(self) -> None:
-        srcs = self.cfg.sources
-        if srcs.host.enabled:
-            self.add_source("host", "host", lambda ctx: HostSource(srcs.host, ctx), srcs.host.max_series)
-        if srcs.mqtt:
-            from edgecollect.sources.mqtt import MqttSource  # paho is imported only when used
-
-            for i, mcfg in enumerate(srcs.mqtt):
-                self.add_source(f"mqtt.{i}", "mqtt", functools.partial(MqttSource, mcfg), mcfg.max_series)
-        if srcs.serial:
-            from edgecollect.sources.serial import SerialSource
-
-            for i, scfg in enumerate(srcs.serial):
-                self.add_source(f"serial.{i}", "serial", functools.partial(SerialSource, scfg), scfg.max_series)
-        for bus in srcs.modbus:
-            from edgecollect.sources.modbus.source import ModbusSource  # pymodbus only when used
-
-            self.add_source(f"modbus.{bus.name}", "modbus", functools.partial(ModbusSource, bus))
-        if srcs.sysfs.wanted():  # "auto": only where the board has 1-Wire, IIO or hwmon inputs
-            from edgecollect.sources.sysfs.source import SysfsSource
-
-            self.add_source("sysfs", "sysfs", functools.partial(SysfsSource, srcs.sysfs))
+        # One loop for every kind (sources/registry.py); a kind's module is imported here only
+        # when the config has one of its sources.
+        for kind, name, scfg in instances(self.cfg.sources):
+            make = functools.partial(kind.source_class(), scfg)
+            self.add_source(name, kind.kind, make, getattr(scfg, "max_series", None))
         interval = self.cfg.agent.self_interval
         self.self_ctx = self.add_source("self", "self", lambda ctx: SelfTelemetrySource(self.telemetry, interval, ctx))
         if self.cfg.upstream is not None:
@@ -230,7 +216,7 @@ class Agent:
         if self.cfg.processors:
             from edgecollect.processors import close_all
 
-            close_all(st.ctx.ring for st in self.sources)
+            close_all(st.ring for st in self.sources)
 
     def close(self, grace_s: float = CLOSE_GRACE_S) -> None:
         """After shutdown(): release everything this pipeline holds, so a reload leaks nothing.

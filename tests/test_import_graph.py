@@ -45,10 +45,8 @@ KNOWN_IMPORT_CIRCLES: tuple[frozenset[str], ...] = (
                "edgecollect.exporters.otlp", "edgecollect.exporters.otlp_map"}),
 )
 
-# Upward imports that exist today: (importer, imported). SourceContext carries the source's Ring,
-# so sources/base.py imports the buffer stage that comes after it.
+# Upward imports that exist today: (importer, imported).
 KNOWN_UPWARD_IMPORTS: frozenset[tuple[str, str]] = frozenset({
-    ("edgecollect.sources.base", "edgecollect.buffer"),
     # Write-behind (issue 12): the batcher hands each batch to the write-behind hold, which is
     # built from [spool]'s config; both named for their types only, to go with the exporters' split.
     ("edgecollect.batcher", "edgecollect.writebehind"),

@@ -18,9 +18,10 @@ from typing import Annotated, Any
 import pytest
 
 from edgecollect import config as toml_loader
-from edgecollect.config import ARRAY_SOURCES, Config, _Loader, load, loads
+from edgecollect.config import Config, _Loader, load, loads
 from edgecollect.configtypes import Duration, FieldError, Range, Size, range_unit, split_range
 from edgecollect.errors import ConfigError
+from edgecollect.sources.registry import KINDS
 from edgecollect.tomlpos import key_lines
 
 toml = toml_loader.tomllib  # tomllib, or tomli on Python 3.10
@@ -160,13 +161,16 @@ def tables() -> Iterator[tuple[type, str, str]]:
                 yield from walk(args[0], header + required + f"[[{sub}]]\n", sub, sub_shown + "[0]")
 
     # Every table of Config (a section another module adds as a dataclass field is walked too),
-    # then the lazily imported kinds: array sources and the upstream.
+    # then the lazily imported ones: every source kind of the registry and the upstream.
     for name, hint in typing.get_type_hints(Config).items():
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             yield from walk(hint, f"[{name}]\n", name, name)
-    for kind, (module, cls_name) in ARRAY_SOURCES.items():
-        cls = getattr(importlib.import_module(module), cls_name)
-        yield from walk(cls, f"[[sources.{kind}]]\n", f"sources.{kind}", f"sources.{kind}[0]")
+    for kind in KINDS.values():
+        name, cls = f"sources.{kind.kind}", kind.config_class()
+        if kind.array:
+            yield from walk(cls, f"[[{name}]]\n", name, f"{name}[0]")
+        else:
+            yield from walk(cls, f"[{name}]\n", name, name)
     upstream = importlib.import_module("edgecollect.exporters.upstream").UpstreamConfig
     yield from walk(upstream, "[upstream]\n", "upstream", "upstream")
     opamp = importlib.import_module("edgecollect.opamp.config").OpampConfig

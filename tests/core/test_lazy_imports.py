@@ -33,6 +33,7 @@ sys.exit(main(["run", "-c", sys.argv[1]]))
 NEVER_UNLESS_CONFIGURED = {
     "mqtt": ("paho", "edgecollect.sources.mqtt"),
     "serial": ("serial", "edgecollect.sources.serial"),
+    "modbus": ("pymodbus", "edgecollect.sources.modbus"),
     "parquet": ("pyarrow.parquet",),
     "otlp_http": ("http.client", "urllib.request", "email.utils", "gzip"),
     "numpy, cloudpickle (never used)": ("numpy", "cloudpickle"),

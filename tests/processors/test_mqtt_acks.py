@@ -71,6 +71,7 @@ flush_interval = "200ms"
 [sources.host]
 enabled = false
 [[sources.mqtt]]
+name = "agg"
 server = "{mosquitto.url}"
 client_id = "{client_id}"
 protocol = "5"
@@ -96,7 +97,7 @@ functions = ["mean", "count"]
             return -1
         if status.get("pid") != agent.pid:
             return -1
-        return int(status["counters"].get(f"edgecollect.mqtt.{noun}{{source=mqtt.0}}", {}).get(label, 0))
+        return int(status["counters"].get(f"edgecollect.mqtt.{noun}{{source=mqtt.agg}}", {}).get(label, 0))
 
     try:
         wait_until(lambda: counter("connects", "subscribed") >= 1, 60, "agent up and subscribed")

@@ -206,8 +206,9 @@ class ModbusConfig:
     devices: tuple[DeviceConfig, ...] = field(default_factory=tuple)
 
     KEY_DOCS: ClassVar[KeyDocs] = {
-        "name": Key("Names this bus: its counters are those of source modbus.<name> and its series carry "
-        "the modbus.bus attribute. Letters, digits, _ . -; unique among the Modbus sources.", example='"meter"'),
+        "name": Key("Names this bus: its counters and status entry are those of source modbus.<name> and its "
+        "series carry the modbus.bus attribute. Letters, digits, _ . -; unique among all sources.",
+        example='"meter"'),
         "endpoint": Key('Modbus TCP: the device or gateway as "host:port" (port 502 when left out). Set '
         "either this or port.", example='"192.168.1.20:502"'),
         "port": "Modbus RTU: the serial device the bus is on, e.g. /dev/ttyUSB0 or /dev/serial/by-id/... Set "

@@ -24,13 +24,12 @@ per change, never per request.
 from __future__ import annotations
 
 import logging
-import random
 import struct
 import time
 from dataclasses import dataclass
 
 from edgecollect.model import AttrValue, LogRecord, Point, Series, attrs
-from edgecollect.sources.base import SourceContext
+from edgecollect.sources.base import Backoff, SourceContext
 from edgecollect.sources.modbus.client import OUTCOMES, SILENT, Bus
 from edgecollect.sources.modbus.config import DeviceConfig, ModbusConfig
 from edgecollect.sources.modbus.plan import Read, decode, plan, split_gaps
@@ -47,6 +46,7 @@ class _Device:
     series: dict[int, Series]  # id(RegisterConfig) -> its series
     requests: Counter
     skipped: Counter
+    backoff: Backoff  # from its interval up to backoff_max, while it stays silent
     next_at: float = 0.0
     silent_polls: int = 0
     state: str = "unknown"
@@ -62,8 +62,8 @@ class ModbusSource:
         self.devices = [self._device(d) for d in cfg.devices]
 
     def _device(self, dcfg: DeviceConfig) -> _Device:
-        base: dict[str, AttrValue] = {"source": self._ctx.name, "modbus.unit": dcfg.unit}
-        requests = self._ctx.telemetry.counter("modbus", "requests", "outcome", base=base)
+        unit: dict[str, AttrValue] = {"modbus.unit": dcfg.unit}
+        requests = self._ctx.counter("requests", "outcome", attributes=unit)
         for outcome in OUTCOMES:
             requests.inc(outcome, 0)  # present from the start so status shows every outcome
         attributes: dict[str, AttrValue] = {"modbus.bus": self._cfg.name, "modbus.unit": dcfg.unit}
@@ -74,13 +74,16 @@ class ModbusSource:
             for r in dcfg.registers
         }
         max_gap = self._cfg.max_gap if dcfg.max_gap is None else dcfg.max_gap
+        interval_s = dcfg.interval if dcfg.interval is not None else self._cfg.interval
         return _Device(
             dcfg,
-            dcfg.interval if dcfg.interval is not None else self._cfg.interval,
+            interval_s,
             plan(dcfg.registers, max_gap),
             series,
             requests,
-            self._ctx.telemetry.counter("modbus", "polls_skipped", base=base),
+            self._ctx.counter("polls_skipped", attributes=unit),
+            # jitter both ways around the doubling: units that fell silent together retry apart
+            self._ctx.backoff(interval_s, self._cfg.backoff_max, low=0.9, high=1.1),
         )
 
     def run(self) -> None:
@@ -100,9 +103,10 @@ class ModbusSource:
     def _schedule(self, dev: _Device) -> None:
         now = time.monotonic()
         step = dev.interval_s
-        if dev.silent_polls:
-            backoff = min(dev.interval_s * 2 ** (dev.silent_polls - 1), self._cfg.backoff_max)
-            step = max(dev.interval_s, backoff * random.uniform(0.9, 1.1))  # jitter: units silent together retry apart
+        if not dev.silent_polls:
+            dev.backoff.reset()
+        else:
+            step = max(dev.interval_s, dev.backoff.next())
             if dev.silent_polls > 1:
                 dev.skipped.inc(n=max(0, int(step // dev.interval_s) - 1))
         dev.next_at += step

@@ -25,7 +25,7 @@ the broker redelivers the message on reconnect. Consequences:
 Throughput with QoS >= 1: the broker sends at most its in-flight window of unacked messages, and
 acks wait for the spool. MQTT 5 sets that window to `max_unacked` (Receive Maximum); with 3.1.1
 it is the broker's (mosquitto `max_inflight_messages`, default 20). When the window holds the
-stream up, the source asks its ring for an early flush (`Ring.request_flush`, if the ring has it);
+stream up, the source asks its ring for an early flush (`ctx.request_flush`);
 without that, a 3.1.1 session moves about one window per `batch.flush_interval`. A slow stream is
 left to the tick, so a sensor every few seconds does not cost a batch per message (pacing.py).
 

@@ -14,13 +14,17 @@ connection are forgotten (the broker redelivers them: duplicates, never loss).
 In-flight cap: paho cannot pause reads, so the cap is the broker's: with MQTT 5 we send Receive
 Maximum = `max_unacked`; with 3.1.1 the broker's own limit applies (mosquitto
 `max_inflight_messages`, default 20). When that window holds up the stream we ask the batcher to
-cut early (`Ring.request_flush`, when the ring offers it); pacing.py decides when.
+cut early (`ctx.request_flush`); pacing.py decides when.
+
+Identity: the default client id is made from the source's name (`mqtt.<name>`, see
+sources/registry.py), never from its place in the file, so the broker's persistent session
+survives reordering the [[sources.mqtt]] tables.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import random
 import re
 import socket
 import ssl
@@ -51,7 +55,6 @@ FLUSH_REQUEST_EVERY_S = 0.05  # at most one early-cut request this often
 # this allowance could hide a payload just under max_payload; such topics are not seen in practice.
 PACKET_OVERHEAD = 4096
 MQTT_MAX_PACKET = 268_435_455  # the largest Remaining Length MQTT can encode
-LOG_EVERY_S = 10.0  # at most one log line per outcome this often
 
 
 class KeyGuard:
@@ -121,18 +124,15 @@ class MqttSource:
         self._connected = False
         self._disconnecting = False  # our own DISCONNECT is going out: close without a reset
         self._pacer = FlushPacer(cfg.max_unacked)
-        self._flush_requests = ctx.counter("flush_requests", "reason")
         self._last_flush_request = 0.0
-        self._logged: dict[str, float] = {}
-        self._client: mqtt.Client | None = None
         self._tls_ready = False
-        ctx.ring.on_durable(self._on_durable)
+        ctx.on_durable(self._on_durable)
 
     # -- public -------------------------------------------------------------------------------
 
     def run(self) -> None:
         """Connect, serve, reconnect with capped jittered backoff; return once ctx.stop is set."""
-        delay: float = self._cfg.reconnect_min
+        backoff = self._ctx.backoff(self._cfg.reconnect_min, self._cfg.reconnect_max)
         client = self._build()
         while not self._ctx.stop.is_set():
             try:
@@ -141,13 +141,12 @@ class MqttSource:
                 self._note("connect_failed", f"mqtt {self._cfg.server}: {exc}")
             else:
                 if self._serve(client):
-                    delay = self._cfg.reconnect_min  # the session was up: start backoff afresh
+                    backoff.reset()  # the session was up: start backoff afresh
                 self._close(client)
             if self._ctx.stop.is_set():
                 break
-            if self._ctx.wait(random.uniform(delay / 2, delay)):
+            if self._ctx.wait(backoff.next()):
                 break
-            delay = min(self._cfg.reconnect_max, delay * 2)
 
     def pending(self) -> int:
         """Messages received at QoS>=1 and not yet acked (for status and tests)."""
@@ -174,8 +173,7 @@ class MqttSource:
     def _client_id(self) -> str:
         if self._cfg.client_id:
             return self._cfg.client_id
-        raw = f"edgecollect-{socket.gethostname()}-{self.name}"
-        return re.sub(r"[^A-Za-z0-9_.-]", "-", raw)[:64]
+        return default_client_id(socket.gethostname(), self.name)
 
     def _build(self) -> mqtt.Client:
         """One paho client for the source's life: connect() reuses it and resets its sockets."""
@@ -194,7 +192,6 @@ class MqttSource:
         client.on_disconnect = self._on_disconnect
         client.on_socket_close = self._on_socket_close
         client.connect_timeout = cfg.connect_timeout
-        self._client = client
         return client
 
     def _connect(self, client: mqtt.Client) -> None:
@@ -365,7 +362,7 @@ class MqttSource:
         for record in parsed.logs:
             self._ctx.emit_log(record, token)
         if token:
-            self._ctx.ring.note_token(token)  # covers a message whose points were all refused
+            self._ctx.note_token(token)  # covers a message whose points were all refused
         return accepted > 0 or bool(parsed.logs)
 
     # -- durability -----------------------------------------------------------------------------
@@ -401,19 +398,22 @@ class MqttSource:
         if reason is None:
             return
         self._last_flush_request = now
-        request = getattr(self._ctx.ring, "request_flush", None)
-        if callable(request):
-            self._flush_requests.inc(reason)
-            request()
+        self._ctx.request_flush(reason)
 
     # -- logging --------------------------------------------------------------------------------
 
     def _note(self, what: str, message: str) -> None:
-        """A rate-limited warning per kind of trouble (the counter already has the number)."""
-        now = time.monotonic()
-        if now - self._logged.get(what, -LOG_EVERY_S) >= LOG_EVERY_S:
-            self._logged[what] = now
-            log.warning("%s", message)
+        """A warning per kind of trouble, counted and rate-limited by the context's event log."""
+        self._ctx.event(what, message)
+
+
+def default_client_id(hostname: str, source: str) -> str:
+    """edgecollect-<hostname>-<source>, in the characters every broker accepts, at most 64; a longer
+    one keeps a hash of the whole, so two sources on one broker never share a session."""
+    raw = re.sub(r"[^A-Za-z0-9_.-]", "-", f"edgecollect-{hostname}-{source}")
+    if len(raw) <= 64:
+        return raw
+    return raw[:55] + "-" + hashlib.sha256(raw.encode()).hexdigest()[:8]
 
 
 def _preview(msg: mqtt.MQTTMessage) -> str:

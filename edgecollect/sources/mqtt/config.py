@@ -14,6 +14,7 @@ from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from edgecollect.configtypes import Duration, FieldError, Key, KeyDocs, Range, Secret, Size
+from edgecollect.sources.registry import check_name, digest, slug
 
 Format = Literal[
     "plain", "json", "influx", "tasmota", "zigbee2mqtt", "esphome", "shelly", "homeassistant", "sparkplug",
@@ -142,6 +143,7 @@ class SubscribeConfig:
 
 @dataclass(frozen=True, slots=True)
 class MqttConfig:
+    name: str = ""
     server: str = "mqtt://127.0.0.1:1883"
     client_id: str = ""
     protocol: Literal["3.1.1", "5"] = "3.1.1"
@@ -171,7 +173,11 @@ class MqttConfig:
         "subscribe": "What to subscribe to, and how to read it: any number of [[sources.mqtt.subscribe]] "
         "entries under their source.",
         "server": 'The broker: "mqtt://host:1883", or "mqtts://host:8883" for TLS (port 8883 by default).',
-        "client_id": "The id this source gives the broker. Empty: edgecollect-<hostname>-<source name>; it must "
+        "name": Key("Names this source: its counters and status entry are those of source mqtt.<name>, and "
+        "its default client_id is made from it. Letters, digits, _ . -; unique among all sources. Empty: "
+        "<host>-<port>-<a hash of the subscribed topics>, which stays the same when the [[sources.mqtt]] "
+        "tables are reordered.", example='"barn"'),
+        "client_id": "The id this source gives the broker. Empty: edgecollect-<hostname>-mqtt.<name>; it must "
         "stay the same across restarts, or the broker forgets the session and what it queued for us.",
         "protocol": Key("MQTT protocol version.", choices={
             "3.1.1": "MQTT 3.1.1, spoken by every broker",
@@ -207,6 +213,7 @@ class MqttConfig:
     }
 
     def __post_init__(self) -> None:
+        check_name(self.name)
         # Ranges of single values are declared on the fields (config.py checks them when loading);
         # these are the rules that need more than one value, kept here for direct construction too.
         parts = urlsplit(self.server)
@@ -230,6 +237,10 @@ class MqttConfig:
             raise FieldError("reconnect_max", "at least reconnect_min")
         if self.keepalive < 1:
             raise FieldError("keepalive", "at least 1s")
+
+    def default_name(self) -> str:
+        """The broker and what is subscribed there, not the table's place in the file."""
+        return slug(f"{self.host}-{self.port}-{digest(sub.topic for sub in self.subscribe)}")
 
     @property
     def tls_enabled(self) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, ClassVar, Literal
 
 from edgecollect.configtypes import Duration, FieldError, Key, KeyDocs, Range
+from edgecollect.sources.registry import check_name, slug
 
 Framing = Literal["slf1", "nmea", "csv", "kv", "jsonl", "influx", "regex"]
 Parity = Literal["N", "E", "O"]
@@ -47,6 +48,7 @@ class SerialConfig:
     serial_for_url understands (socket://host:port for ser2net, rfc2217://...)."""
 
     port: str
+    name: str = ""
     baud: Annotated[int, Range(50, 12_000_000)] = 115200
     parity: Parity = "N"
     stopbits: StopBits = 1
@@ -66,6 +68,10 @@ class SerialConfig:
         "port": Key("The device: a path, a glob (/dev/serial/by-id/usb-*, its first match, looked up again at "
         "every reopen) or a pyserial URL (socket://host:port for ser2net, rfc2217://...).",
         example='"/dev/ttyUSB0"'),
+        "name": Key("Names this source: its counters and status entry are those of source serial.<name>. "
+        "Letters, digits, _ . -; unique among all sources. Empty: the port's last path part (ttyUSB0, "
+        "usb-FTDI_...) or its URL (socket-host-4001), which stays the same when the [[sources.serial]] "
+        "tables are reordered.", example='"greenhouse"'),
         "baud": "Line speed in bit/s.",
         "parity": Key("Parity bit of each character.", choices={"N": "none", "E": "even", "O": "odd"}),
         "stopbits": Key("Stop bits after each character.", choices={1: "one", 2: "two"}),
@@ -97,6 +103,7 @@ class SerialConfig:
         # these repeat the ones that matter for direct construction, and add the cross-field rules.
         if not self.port:
             raise FieldError("port", "a device path, glob or URL such as /dev/ttyUSB0")
+        check_name(self.name)
         if self.baud <= 0:
             raise FieldError("baud", "a positive bit rate")
         if not 5 <= self.bytesize <= 8:
@@ -117,6 +124,11 @@ class SerialConfig:
                 raise FieldError("pattern", "at least one named group, e.g. (?P<temp>[-0-9.]+)")
         for i, pat in enumerate(self.log_patterns):
             _compile(("log_patterns", i), pat)
+
+    def default_name(self) -> str:
+        """From the device, not the table's place in the file: "ttyUSB0", "socket-10.0.0.5-4001"."""
+        scheme, sep, rest = self.port.partition("://")
+        return slug(f"{scheme}-{rest}" if sep else self.port.rstrip("/").rpartition("/")[2])
 
     def line_limit(self) -> int:
         if self.max_line:

@@ -1,5 +1,5 @@
 """Serial ports: finding one by path, glob or URL; opening it without resetting the board; cutting
-the byte stream into bounded lines; the capped, jittered backoff between reopen attempts.
+the byte stream into bounded lines (the backoff between reopen attempts is SourceContext's).
 
 Never toggles DTR/RTS: USB-serial boards (ESP32 auto-reset, Arduino Uno's DTR capacitor) reset on
 those edges. pyserial is told `dsrdtr=True` so it leaves DTR as the kernel set it at open, RTS is
@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import glob
 import os
-import random
 import struct
 import termios
 from typing import Any
@@ -187,20 +186,3 @@ class LineSplitter:
             return data[st:]
         return data[nl + 1 :]
 
-
-class Backoff:
-    """Capped exponential backoff with full jitter in [d/2, d]; `reset()` after a healthy read."""
-
-    def __init__(self, first_s: float, max_s: float, rng: random.Random | None = None) -> None:
-        self._first = min(first_s, max_s)
-        self._max = max_s
-        self._next = self._first
-        self._rng = rng or random.Random()
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self._max)
-        return delay * self._rng.uniform(0.5, 1.0)
-
-    def reset(self) -> None:
-        self._next = self._first

@@ -25,11 +25,10 @@ from typing import Any
 
 from edgecollect.errors import SourceFault
 from edgecollect.model import LogRecord, Parsed, Point, attrs
-from edgecollect.sources.base import SourceContext
+from edgecollect.sources.base import Backoff, SourceContext
 from edgecollect.sources.serial.config import SerialConfig
 from edgecollect.sources.serial.framing import OUTCOMES, SLF1_EVENTS, START_BYTE, make_parser
 from edgecollect.sources.serial.port import (
-    Backoff,
     LineSplitter,
     close_port,
     open_port,
@@ -40,7 +39,6 @@ from edgecollect.sources.serial.port import (
 log = logging.getLogger("edgecollect.serial")
 
 FIRST_RETRY_S = 0.1
-REJECT_LOG_INTERVAL_S = 10.0  # rate limit of the debug log line describing a rejected frame
 _ERROR_WORDS = re.compile(r"error|exception|traceback|guru|panic|abort|assert|backtrace", re.IGNORECASE)
 
 
@@ -58,14 +56,13 @@ class SerialSource:
         self._port_errors = ctx.counter("port_errors", "reason")
         self._parser = make_parser(cfg, self._on_event)
         self._log_patterns = tuple(re.compile(p.encode("utf-8")) for p in cfg.log_patterns)
-        self._last_reject_log = 0.0
         self._port_attrs = attrs({"serial.port": cfg.port})
 
     def _on_event(self, name: str, n: int) -> None:
         self._events[name].inc(n=n)
 
     def run(self) -> None:
-        backoff = Backoff(FIRST_RETRY_S, self._cfg.reopen_backoff_max)
+        backoff = self._ctx.backoff(FIRST_RETRY_S, self._cfg.reopen_backoff_max)
         reported_absent = False
         while not self._ctx.stop.is_set():
             device = resolve_port(self._cfg.port)
@@ -151,10 +148,7 @@ class SerialSource:
         return False
 
     def _log_reject(self, outcome: str, line: bytes) -> None:
-        now = time.monotonic()
-        if now - self._last_reject_log >= REJECT_LOG_INTERVAL_S:
-            self._last_reject_log = now
-            log.debug("%s: rejected (%s): %r", self.name, outcome, line[:48])
+        self._ctx.event(outcome, "%s: rejected (%s): %r", self.name, outcome, line[:48], level=logging.DEBUG)
 
     def _device_log(self, level: str, body: str) -> None:
         number = 13 if level == "WARN" else 9

@@ -37,7 +37,7 @@ class SysfsSource:
         self._buses: dict[str, Callable[[str], list[Reading]]] = {"w1": read_w1, "iio": read_iio, "hwmon": read_hwmon}
         self._seen: dict[str, int] = {bus: 0 for bus in self._buses}
         for bus in self._buses:
-            ctx.telemetry.gauge("sysfs", "devices", self._seen_on(bus), base={"source": ctx.name, "bus": bus})
+            ctx.gauge("devices", self._seen_on(bus), attributes={"bus": bus})
         self._state: dict[str, str] = {}  # device -> its last outcome
 
     def _seen_on(self, bus: str) -> Callable[[], int]:

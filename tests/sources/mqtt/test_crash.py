@@ -46,6 +46,7 @@ max_points = 5000
 enabled = false
 
 [[sources.mqtt]]
+name = "probe"
 server = "{broker.url}"
 client_id = "{client_id}"
 protocol = "{protocol}"
@@ -180,7 +181,7 @@ def test_sigterm_spools_and_acks_what_it_holds_so_a_restart_sees_no_redelivery(
             return -1
         if agent.proc is None or status.get("pid") != agent.proc.pid:
             return -1
-        return int(status["counters"].get(f"edgecollect.mqtt.{noun}{{source=mqtt.0}}", {}).get(label, 0))
+        return int(status["counters"].get(f"edgecollect.mqtt.{noun}{{source=mqtt.probe}}", {}).get(label, 0))
 
     def received() -> int:
         return counter("messages", "ok")
