@@ -156,8 +156,10 @@ class Agent:
             if self.cfg.spool.mode == "write_behind":
                 from edgecollect.writebehind import make_write_behind
 
-                behind = make_write_behind(self.cfg.spool, self.cfg.upstream.send_interval, self.spool,
-                                           self.telemetry, self.stop_event)
+                behind = make_write_behind(self.spool, self.telemetry, self.stop_event,
+                                           timeout_s=self.cfg.spool.write_behind_timeout,
+                                           send_interval_s=self.cfg.upstream.send_interval,
+                                           max_bytes=self.cfg.spool.write_behind_max_bytes)
                 self.batcher.set_behind(behind)
             self.forwarder = Forwarder(self.cfg.upstream, self.spool, self.telemetry, self.stop_event, behind=behind,
                                        max_points=self.cfg.batch.max_points, compactor=self.compactor)

@@ -49,10 +49,6 @@ KNOWN_IMPORT_CIRCLES: tuple[frozenset[str], ...] = (
 # so sources/base.py imports the buffer stage that comes after it.
 KNOWN_UPWARD_IMPORTS: frozenset[tuple[str, str]] = frozenset({
     ("edgecollect.sources.base", "edgecollect.buffer"),
-    # Write-behind (issue 12): the batcher hands each batch to the write-behind hold, which is
-    # built from [spool]'s config; both named for their types only, to go with the exporters' split.
-    ("edgecollect.batcher", "edgecollect.writebehind"),
-    ("edgecollect.writebehind", "edgecollect.config"),
 })
 
 
