@@ -24,7 +24,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgecollect"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("edgecollect", "edgecollect.errors", "edgecollect.model", "edgecollect.clock",
                     "edgecollect.tomlpos", "edgecollect.configtypes", "edgecollect.telemetry",
-                    "edgecollect.resource", "edgecollect.status", "edgecollect.sdnotify", "edgecollect.footprint",
+                    "edgecollect.resource", "edgecollect.statusmodel", "edgecollect.statustext", "edgecollect.status",
+                    "edgecollect.sdnotify", "edgecollect.footprint",
                     "edgecollect.heap")),
     ("sources", ("edgecollect.sources",)),
     ("buffer", ("edgecollect.buffer", "edgecollect.processors")),

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from edgecollect.statusmodel import AgentStatus
 from tests.exporters.test_tls import Pki
 from tests.interop.opamp_server import Message, OpampServer, effective_toml, remote_status, uid
 from tests.opamp.agents import REPO, AgentProcess, agent_config
@@ -51,7 +52,7 @@ def _statuses(messages: list[Message], status: str) -> list[dict[str, Any]]:
 
 
 def _points(status: dict[str, Any]) -> int:
-    return sum(sum(v.values()) for k, v in status["counters"].items() if ".points_accepted" in k)
+    return AgentStatus.from_json(status).points.accepted
 
 
 def _opamp(status: dict[str, Any]) -> dict[str, Any]:
