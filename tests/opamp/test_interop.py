@@ -17,7 +17,8 @@ import pytest
 from edgecollect.statusmodel import AgentStatus
 from tests.exporters.test_tls import Pki
 from tests.interop.opamp_server import Message, OpampServer, effective_toml, remote_status, uid
-from tests.opamp.agents import REPO, AgentProcess, agent_config
+from tests.opamp.agents import agent_config, opamp_agent, state_env
+from tests.support.agent import REPO, AgentProcess
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -42,7 +43,7 @@ def agents() -> Iterator[list[AgentProcess]]:
 
 
 def _start(agents: list[AgentProcess], workdir: Path, text: str) -> AgentProcess:
-    agent = AgentProcess(workdir, text).start()
+    agent = opamp_agent(workdir, text).start()
     agents.append(agent)
     return agent
 
@@ -77,9 +78,9 @@ def test_reports_identity_health_and_redacted_config_then_applies_a_good_config(
     server.wait_for(lambda ms: _statuses(ms, APPLIED), "APPLIED")
     st = agent.wait_status(lambda s: _opamp(s)["remote_config"]["status"] == "applied", "applied")
     assert st["config"].endswith("opamp/remote.toml")
+    env = {k: v for k, v in {**os.environ, **state_env(agent.config.parent)}.items() if v is not None}
     shown = subprocess.run([sys.executable, "-m", "edgecollect", "status", "-c", str(agent.config)], cwd=REPO,
-                           env={**os.environ, "PYTHONPATH": str(REPO), "XDG_STATE_HOME": str(agent.workdir / "state")},
-                           capture_output=True, text=True, check=False)
+                           env=env, capture_output=True, text=True, check=False)
     assert f"OPAMP     connected {server.endpoint}" in shown.stdout, shown.stdout + shown.stderr
     assert "remote config applied" in shown.stdout
     assert any((t := effective_toml(m)) and 'summary_interval = "7m"' in t for m in server.messages())
@@ -106,7 +107,7 @@ def test_invalid_config_is_refused_with_its_line_and_not_applied(
     assert failed["error_message"].startswith("edgecollect.toml:5: buffer.max_points: expected an integer")
     st = agent.wait_status(lambda s: _opamp(s)["remote_config"]["status"] == "failed", "failed")
     assert st["config"] == str(agent.config)
-    assert not (agent.state_dir / "opamp" / "remote.toml").exists()
+    assert not (agent.state / "opamp" / "remote.toml").exists()
     assert all(src["alive"] for src in st["sources"].values())
 
 
@@ -124,8 +125,8 @@ def test_remote_config_that_moves_the_state_dir_is_refused_and_nothing_changes(
     assert "/proc/edgecollect-cannot" in failed["error_message"]
     st = agent.wait_status(lambda s: _opamp(s)["remote_config"]["status"] == "failed", "failed")
     assert st["config"] == str(agent.config)
-    assert not (agent.state_dir / "opamp" / "remote.toml").exists()
-    assert not (agent.state_dir / "opamp" / "remote.toml.new").exists()
+    assert not (agent.state / "opamp" / "remote.toml").exists()
+    assert not (agent.state / "opamp" / "remote.toml.new").exists()
     points = _points(st)
     agent.wait_status(lambda s: _points(s) > points, "points still collected after the refusal")
 
@@ -177,7 +178,7 @@ def test_twenty_agents_at_once(server: OpampServer, agents: list[AgentProcess], 
         return {uid(m) for m in ms if (remote_status(m) or {}).get("status") == APPLIED}
 
     assert server.wait_for(lambda ms: len(applied(ms)) == n, f"{n} agents APPLIED", timeout=300)
-    uids = {(a.state_dir / "opamp" / "instance_uid").read_bytes() for a in agents}
+    uids = {(a.state / "opamp" / "instance_uid").read_bytes() for a in agents}
     assert uids == applied(server.messages())
 
 
