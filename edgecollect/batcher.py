@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from edgecollect.batch import build_logs, build_metrics, chunks, merge, to_ipc
 from edgecollect.buffer import Drained, Ring
@@ -34,13 +34,21 @@ from edgecollect.model import LogRecord, Resource, SeriesRegistry
 from edgecollect.telemetry import Telemetry
 from edgecollect.timesync import ClockStep
 
-if TYPE_CHECKING:
-    from edgecollect.writebehind import WriteBehind
-
 log = logging.getLogger(__name__)
 
 # write(signal, ipc_bytes, points) -> batch id, or None when the spool's policy refused it
 SpoolWrite = Callable[[str, bytes, int], "int | None"]
+
+
+class Hold(Protocol):
+    """Where a cut goes before the spool: the write-behind hold (writebehind.WriteBehind), declared
+    here so that the batcher names nothing of the spool stage that comes after it."""
+
+    def spill_due(self) -> None: ...
+
+    def commit(self, encoded: Sequence[tuple[str, bytes, int]], tokens: Sequence[tuple[Ring, int]]) -> bool: ...
+
+    def release_after(self, tokens: Sequence[tuple[Ring, int]]) -> None: ...
 
 
 @dataclass
@@ -75,7 +83,7 @@ class Batcher:
         self._wake = threading.Event()
         self._flush_lock = threading.Lock()
         self._pending: _Pending | None = None
-        self._behind: WriteBehind | None = None
+        self._behind: Hold | None = None
         self._steps: list[ClockStep] = []
         self._steps_lock = threading.Lock()
         self._batches = telemetry.counter("batch", "batches", "signal")
@@ -89,7 +97,7 @@ class Batcher:
         ring.set_wake(self._wake.set, self._max_points)
         self._rings.append(ring)
 
-    def set_behind(self, behind: WriteBehind | None) -> None:
+    def set_behind(self, behind: Hold | None) -> None:
         """Write-behind (writebehind.py): cuts go to the upstream first, to the spool if they must."""
         self._behind = behind
 

@@ -135,17 +135,26 @@ def _state_dir(args: argparse.Namespace) -> Path | None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from edgecollect.status import SOCKET_NAME, query, render
+    from edgecollect.status import SOCKET_NAME, query
+    from edgecollect.statusmodel import AgentStatus, StatusFormatError
+    from edgecollect.statustext import render
 
     state_dir = _state_dir(args)
     if state_dir is None:
         return EXIT_CONFIG
     try:
         status = query(state_dir / SOCKET_NAME)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: an answer that is not JSON
         print(f"edgecollect: no running agent answers at {state_dir / SOCKET_NAME}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    print(json.dumps(status, indent=2, sort_keys=True) if args.json else render(status))
+    if args.json:  # the document as the agent sent it, whatever its version
+        print(json.dumps(status, indent=2, sort_keys=True))
+        return EXIT_OK
+    try:
+        print(render(AgentStatus.from_json(status)))
+    except StatusFormatError as exc:
+        print(f"edgecollect: {exc} (`edgecollect status --json` shows it as it is)", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 

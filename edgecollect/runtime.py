@@ -14,9 +14,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from edgecollect import __version__
+from edgecollect import __version__, statustext
 from edgecollect.batcher import Batcher
 from edgecollect.buffer import POINT_BYTES, Ring
 from edgecollect.clock import Clock
@@ -29,6 +29,7 @@ from edgecollect.sources.base import SourceContext
 from edgecollect.sources.registry import instances
 from edgecollect.sources.selftelemetry import SelfTelemetrySource
 from edgecollect.spool import Spool
+from edgecollect.statusmodel import AgentStatus, OpampStatus, PointCounts, SourceStatus, SpoolStatus, UpstreamStatus
 from edgecollect.telemetry import Telemetry
 from edgecollect.timesync import ClockStep, ClockWatcher, SyncDetector
 
@@ -43,7 +44,7 @@ class Runnable(Protocol):
 class ForwarderLike(Protocol):
     def run(self) -> None: ...
     def notify(self) -> None: ...
-    def status(self) -> dict[str, Any]: ...
+    def status(self) -> UpstreamStatus: ...
 
 
 @dataclass
@@ -143,8 +144,10 @@ class Agent:
             if self.cfg.spool.mode == "write_behind":
                 from edgecollect.writebehind import make_write_behind
 
-                behind = make_write_behind(self.cfg.spool, self.cfg.upstream.send_interval, self.spool,
-                                           self.telemetry, self.stop_event)
+                behind = make_write_behind(self.spool, self.telemetry, self.stop_event,
+                                           timeout_s=self.cfg.spool.write_behind_timeout,
+                                           send_interval_s=self.cfg.upstream.send_interval,
+                                           max_bytes=self.cfg.spool.write_behind_max_bytes)
                 self.batcher.set_behind(behind)
             self.forwarder = Forwarder(self.cfg.upstream, self.spool, self.telemetry, self.stop_event, behind=behind,
                                        max_points=self.cfg.batch.max_points, compactor=self.compactor)
@@ -273,53 +276,41 @@ class Agent:
 
     # -- status -------------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self, opamp: OpampStatus | None = None) -> AgentStatus:
+        """The whole status, typed: every view of it (socket, `status`, STATUS=, journal) reads this."""
         spool = self.spool.stats()
-        sources = {}
-        for st in self.sources:
-            ring = st.ctx.ring
-            sources[st.ctx.name] = {
-                "kind": st.ctx.kind,
-                "ring_points": len(ring),
-                "ring_capacity": ring.capacity,
-                "ring_logs": ring.log_count(),
-                "alive": bool(st.thread and st.thread.is_alive()),
-            }
-        upstream: dict[str, Any] = {"state": "offline", "reason": "no [upstream] configured"}
-        if self.forwarder is not None:
-            upstream = self.forwarder.status()
-        return {
-            "version": __version__,
-            "pid": _pid(),
-            "uptime_s": round(time.time() - self.started_at, 1),
-            "state_dir": str(self.state_dir),
-            "config": self.cfg.path,
-            "clock_synced": not self.clock.flags(),
-            "series": len(self.registry),
-            "sources": sources,
-            "spool": {
-                "files": spool.files, "bytes": spool.bytes, "points": spool.points,
-                "oldest_age_s": round(spool.oldest_age_s, 1), "max_size": self.spool.max_size,
-            },
-            "upstream": upstream,
-            "counters": self.telemetry.snapshot(),
-        }
+        return AgentStatus(
+            version=__version__,
+            pid=_pid(),
+            uptime_s=round(time.time() - self.started_at, 1),
+            state_dir=str(self.state_dir),
+            config=self.cfg.path,
+            clock_synced=not self.clock.flags(),
+            series=len(self.registry),
+            sources=tuple(self._source_status(st) for st in self.sources),
+            spool=SpoolStatus(files=spool.files, bytes=spool.bytes, points=spool.points,
+                              oldest_age_s=round(spool.oldest_age_s, 1), max_size=self.spool.max_size),
+            upstream=self.forwarder.status() if self.forwarder is not None else None,
+            counters=self.telemetry.snapshot(),
+            opamp=opamp,
+        )
+
+    def _source_status(self, st: _SourceThread) -> SourceStatus:
+        ctx, ring = st.ctx, st.ctx.ring
+        # The counters SourceContext and _context() made for this source, found by their name and
+        # attributes; one not made yet reads 0.
+        counters = (self.telemetry.find(f"edgecollect.{ctx.kind}.points_accepted", source=ctx.name),
+                    self.telemetry.find(f"edgecollect.{ctx.kind}.points_rejected", source=ctx.name),
+                    self.telemetry.find("edgecollect.buffer.dropped", source=ctx.name))
+        return SourceStatus(
+            name=ctx.name, kind=ctx.kind, running=bool(st.thread and st.thread.is_alive()),
+            ring_points=len(ring), ring_capacity=ring.capacity, ring_logs=ring.log_count(),
+            points=PointCounts(*(c.total() if c is not None else 0 for c in counters)),
+        )
 
     def summary_line(self) -> str:
-        st = self.status()
-        c = st["counters"]
-        accepted = sum(sum(v.values()) for k, v in c.items() if ".points_accepted" in k)
-        dropped = sum(sum(v.values()) for k, v in c.items() if k.startswith("edgecollect.buffer.dropped"))
-        rejected = sum(sum(v.values()) for k, v in c.items() if ".points_rejected" in k)
-        line = (
-            f"points accepted={accepted} dropped={dropped} rejected={rejected} series={st['series']} "
-            f"spool files={st['spool']['files']} bytes={st['spool']['bytes']} oldest={st['spool']['oldest_age_s']}s"
-        )
-        if self.forwarder is None:
-            return line + " upstream=offline (none configured)"
-        from edgecollect.exporters.base import format_status
-
-        return line + "; " + format_status(st["upstream"])
+        """The periodic journal line (statustext.summary_line)."""
+        return statustext.summary_line(self.status())
 
 
 def _pid() -> int:

@@ -17,6 +17,7 @@ and descriptors do not grow with the number of reloads.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import time
@@ -30,6 +31,8 @@ from edgecollect.runtime import Agent
 from edgecollect.sdnotify import Notifier
 from edgecollect.signals import Wakeup
 from edgecollect.status import SOCKET_NAME, StatusServer
+from edgecollect.statusmodel import AgentStatus
+from edgecollect.statustext import notify_line
 
 log = logging.getLogger("edgecollect")
 CLOCK_POLL_UNSYNCED_S = 1.0
@@ -130,29 +133,25 @@ class Supervisor:
 
     @staticmethod
     def _status_text(agent: Agent) -> str:
-        st = agent.status()
-        up = st["upstream"]
-        return (f"backlog {st['spool']['files']} batches / {st['spool']['bytes']} bytes; "
-                f"upstream {up.get('state')}")
+        return notify_line(agent.status())
 
     def _start(self, cfg: Config) -> Agent:
         agent = self._make_agent(cfg)
         self._agent = agent  # before start: a start that fails half-way is torn down by the caller
         agent.start()
-        self._status = StatusServer(agent.state_dir / SOCKET_NAME, self._snapshot)
+        self._status = StatusServer(agent.state_dir / SOCKET_NAME, functools.partial(self._snapshot, agent))
         self._status.start()
         if self._opamp is not None:
             self._opamp.set_running(cfg)
         return agent
 
-    def _agent_status(self) -> dict[str, Any]:
-        return self._agent.status() if self._agent is not None else {}
+    def _agent_status(self) -> AgentStatus | None:
+        """For OpAMP's health report: None while a reload has no pipeline running."""
+        agent = self._agent
+        return agent.status() if agent is not None else None
 
-    def _snapshot(self) -> dict[str, Any]:
-        snapshot = self._agent_status()
-        if self._opamp is not None:
-            snapshot["opamp"] = self._opamp.status()
-        return snapshot
+    def _snapshot(self, agent: Agent) -> AgentStatus:
+        return agent.status(opamp=self._opamp.status() if self._opamp is not None else None)
 
     def _reload_config(self) -> tuple[Config, Callable[[str | None], None] | None] | None:
         """The new config (and, for a remote one, whom to tell) if it is valid; None keeps the

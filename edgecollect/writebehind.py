@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Protocol
 from edgecollect.telemetry import Telemetry
 
 if TYPE_CHECKING:
-    from edgecollect.config import SpoolConfig
     from edgecollect.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -286,9 +285,11 @@ class WriteBehind:
 
 
 
-def make_write_behind(cfg: SpoolConfig, send_interval_s: float, spool: Spool, telemetry: Telemetry,
-                      stop: threading.Event) -> WriteBehind:
-    """The hold for `[spool] mode = "write_behind"` (runtime wires it into batcher and forwarder)."""
+def make_write_behind(spool: Spool, telemetry: Telemetry, stop: threading.Event, *, timeout_s: float,
+                      send_interval_s: float, max_bytes: int) -> WriteBehind:
+    """The hold for `[spool] mode = "write_behind"` (runtime wires it into batcher and forwarder).
+
+    Plain values, not [spool]'s config: the spool stage names nothing of the wiring layer above it.
+    """
     return WriteBehind(spool.append, lambda: spool.stats().files, telemetry, stop,
-                       timeout_s=cfg.write_behind_timeout, send_interval_s=send_interval_s,
-                       max_bytes=cfg.write_behind_max_bytes)
+                       timeout_s=timeout_s, send_interval_s=send_interval_s, max_bytes=max_bytes)

@@ -24,7 +24,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgecollect"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("edgecollect", "edgecollect.errors", "edgecollect.model", "edgecollect.clock",
                     "edgecollect.tomlpos", "edgecollect.configtypes", "edgecollect.telemetry",
-                    "edgecollect.resource", "edgecollect.status", "edgecollect.sdnotify", "edgecollect.footprint",
+                    "edgecollect.resource", "edgecollect.statusmodel", "edgecollect.statustext", "edgecollect.status",
+                    "edgecollect.sdnotify", "edgecollect.footprint",
                     "edgecollect.heap", "edgecollect.timesync", "edgecollect.format")),
     ("sources", ("edgecollect.sources",)),
     ("buffer", ("edgecollect.buffer", "edgecollect.processors")),
@@ -47,10 +48,6 @@ KNOWN_IMPORT_CIRCLES: tuple[frozenset[str], ...] = (
 
 # Upward imports that exist today: (importer, imported).
 KNOWN_UPWARD_IMPORTS: frozenset[tuple[str, str]] = frozenset({
-    # Write-behind (issue 12): the batcher hands each batch to the write-behind hold, which is
-    # built from [spool]'s config; both named for their types only, to go with the exporters' split.
-    ("edgecollect.batcher", "edgecollect.writebehind"),
-    ("edgecollect.writebehind", "edgecollect.config"),
 })
 
 

@@ -32,6 +32,7 @@ from edgecollect.errors import SpoolFault
 from edgecollect.exporters.gather import Gatherer
 from edgecollect.exporters.upstream import UpstreamConfig
 from edgecollect.format import SIGNALS, Signal
+from edgecollect.statusmodel import Backlog, Delivered, UpstreamStatus
 from edgecollect.telemetry import Telemetry
 from edgecollect.writebehind import HELD_BASE
 
@@ -466,36 +467,23 @@ class Forwarder:
 
     # -- status -------------------------------------------------------------------------------
 
-    def status(self) -> dict[str, object]:
-        """Upstream state for `edgecollect status` and the periodic log line (JSON-ready)."""
+    def status(self) -> UpstreamStatus:
+        """Upstream state for `edgecollect status`, the STATUS line and the periodic log line."""
         stats = self._spool.stats()
         with self._lock:
             state, error, error_at = self._state, self._last_error, self._last_error_at
-        return {
-            "endpoint": self._cfg.endpoint,
-            "protocol": self._cfg.protocol,
-            "state": state,
-            "modes": self._exporter.modes(),
-            "last_error": error,
-            "last_error_at": error_at or None,
-            "retry_in_s": round(max(0.0, self._resume_at - time.monotonic()), 3),
-            "backlog": {"batches": stats.files, "points": stats.points, "bytes": stats.bytes,
-                        "oldest_age_s": round(stats.oldest_age_s, 3)},
-            "in_flight": len(self._in_flight),
-            "drain_rate_points_per_s": round(self._drain.rate(), 1),
-            "delivered": {"batches": self._delivered.total(), "points": self._points.total()},
-            "retries": self._retries.total(),
-            "quarantined": self._quarantined.total(),
-        }
-
-
-def format_status(st: dict[str, object]) -> str:
-    """One log line from Forwarder.status()."""
-    backlog = st["backlog"]
-    assert isinstance(backlog, dict)
-    line = (f"upstream {st['endpoint']} {st['protocol']}: {st['state']}; "
-            f"backlog {backlog['batches']} batches, {backlog['points']} points, {backlog['bytes']} B; "
-            f"drain {st['drain_rate_points_per_s']} points/s")
-    if st["last_error"] and st["state"] in ("backoff", "offline"):
-        line += f"; last error: {st['last_error']}"
-    return line
+        return UpstreamStatus(
+            endpoint=self._cfg.endpoint,
+            protocol=self._cfg.protocol,
+            state=state,
+            modes=self._exporter.modes(),
+            last_error=error,
+            last_error_at=error_at or None,
+            retry_in_s=round(max(0.0, self._resume_at - time.monotonic()), 3),
+            backlog=Backlog(stats.files, stats.points, stats.bytes, round(stats.oldest_age_s, 3)),
+            in_flight=len(self._in_flight),
+            drain_rate_points_per_s=round(self._drain.rate(), 1),
+            delivered=Delivered(self._delivered.total(), self._points.total()),
+            retries=self._retries.total(),
+            quarantined=self._quarantined.total(),
+        )

@@ -30,7 +30,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from edgecollect import __version__
 from edgecollect.config import Config, loads
@@ -40,6 +39,7 @@ from edgecollect.opamp import report
 from edgecollect.opamp.config import OpampConfig
 from edgecollect.opamp.files import RemoteConfigStore, instance_uid
 from edgecollect.opamp.proto import opamp_pb2
+from edgecollect.statusmodel import AgentStatus, OpampStatus, RemoteConfigStatus
 
 log = logging.getLogger("edgecollect.opamp")
 
@@ -100,7 +100,7 @@ def _read_text(cfg: Config) -> str:
 
 
 class OpampClient:
-    def __init__(self, cfg: Config, state_dir: Path, agent_status: Callable[[], dict[str, Any]],
+    def __init__(self, cfg: Config, state_dir: Path, agent_status: Callable[[], AgentStatus | None],
                  apply: Apply) -> None:
         self._lock = threading.Lock()
         self._cfg, self._text = cfg, _read_text(cfg)
@@ -148,21 +148,21 @@ class OpampClient:
             self._cfg, self._text = cfg, text
         self._wake.set()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> OpampStatus:
         """For `edgecollect status`."""
         with self._lock:
             opamp = self._cfg.opamp
             rc = self._rc_status
-            return {
-                "endpoint": opamp.endpoint if opamp else "",
-                "state": self._state,
-                "last_error": self._error,
-                "last_contact_s_ago": round(time.monotonic() - self._contact_at, 1) if self._contact_at else None,
-                "instance_uid": self._uid.hex(),
-                "accept_remote_config": bool(opamp and opamp.accept_remote_config),
-                "remote_config": {"status": _STATUS_NAMES.get(rc.status, "unset"),
-                                  "hash": rc.last_remote_config_hash.hex(), "error": rc.error_message},
-            }
+            return OpampStatus(
+                endpoint=opamp.endpoint if opamp else "",
+                state=self._state,
+                last_error=self._error,
+                last_contact_s_ago=round(time.monotonic() - self._contact_at, 1) if self._contact_at else None,
+                instance_uid=self._uid.hex(),
+                accept_remote_config=bool(opamp and opamp.accept_remote_config),
+                remote_config=RemoteConfigStatus(status=_STATUS_NAMES.get(rc.status, "unset"),
+                                                 hash=rc.last_remote_config_hash.hex(), error=rc.error_message),
+            )
 
     # -- the poll loop ----------------------------------------------------------------------
 

@@ -9,11 +9,11 @@ import platform
 import socket
 import time
 from pathlib import Path
-from typing import Any
 
 from edgecollect import __version__
 from edgecollect.opamp.proto import anyvalue_pb2, opamp_pb2
 from edgecollect.opamp.redact import redacted_toml
+from edgecollect.statusmodel import AgentStatus
 
 CONFIG_KEY = "edgecollect.toml"
 CONTENT_TYPE = "application/toml"
@@ -46,37 +46,40 @@ def description(instance_uid: bytes, root: Path = Path("/")) -> opamp_pb2.AgentD
                                       non_identifying_attributes=non_identifying)
 
 
-def health_key(status: dict[str, Any]) -> tuple[object, ...]:
+def health_key(status: AgentStatus | None) -> tuple[object, ...]:
     """What makes a health report worth sending before the heartbeat: up/down, the upstream state
-    and its last error, a source dying. (The backlog changes every batch: it rides along.)"""
-    up = status.get("upstream", {})
-    dead = tuple(sorted(n for n, s in status.get("sources", {}).items() if not s.get("alive")))
-    return (up.get("state"), up.get("last_error"), dead)
+    and its last error, a source stopping. (The backlog changes every batch: it rides along.)"""
+    if status is None:
+        return ("reloading",)
+    error = status.upstream.last_error if status.upstream is not None else ""
+    return (status.upstream_state, error, status.stopped_sources)
 
 
-def health(status: dict[str, Any], started_ns: int, last_error: str) -> opamp_pb2.ComponentHealth:
+def health(status: AgentStatus | None, started_ns: int, last_error: str) -> opamp_pb2.ComponentHealth:
     """Agent health from `Agent.status()`: healthy while every source runs and the upstream is not
-    failing; the backlog and upstream state go in the status text and per-component entries."""
+    failing; the backlog and upstream state go in the status text and per-component entries.
+    None: a reload is between two pipelines."""
     now = time.time_ns()
-    up = status.get("upstream", {})
-    sp = status.get("spool", {})
-    dead = sorted(n for n, s in status.get("sources", {}).items() if not s.get("alive"))
-    up_state = str(up.get("state", "unknown"))
-    up_error = str(up.get("last_error") or "")
-    backlog = f"backlog {sp.get('files', 0)} batches / {sp.get('points', 0)} points / {sp.get('bytes', 0)} bytes"
-    text = f"running; upstream {up_state}; {backlog}"
+    if status is None:
+        return opamp_pb2.ComponentHealth(healthy=True, start_time_unix_nano=started_ns, status="reloading",
+                                         last_error=last_error, status_time_unix_nano=now)
+    up, sp = status.upstream, status.spool
+    dead = status.stopped_sources
+    up_error = up.last_error if up is not None else ""
+    backlog = f"backlog {sp.files} batches / {sp.points} points / {sp.bytes} bytes"
+    text = f"running; upstream {status.upstream_state}; {backlog}"
     if dead:
         text += "; sources down: " + ", ".join(dead)
     components = {
+        # No [upstream] is offline by design, not a failure.
         "upstream": opamp_pb2.ComponentHealth(
-            healthy="endpoint" not in up or up_state not in ("backoff", "offline"), status=up_state,
+            healthy=up is None or not up.failing, status=status.upstream_state,
             last_error=up_error, status_time_unix_nano=now),
         "spool": opamp_pb2.ComponentHealth(healthy=True, status=backlog, status_time_unix_nano=now),
     }
-    for name, src in status.get("sources", {}).items():
-        alive = bool(src.get("alive"))
-        components["source." + name] = opamp_pb2.ComponentHealth(
-            healthy=alive, status="running" if alive else "stopped", status_time_unix_nano=now)
+    for src in status.sources:
+        components["source." + src.name] = opamp_pb2.ComponentHealth(
+            healthy=src.running, status=src.state, status_time_unix_nano=now)
     return opamp_pb2.ComponentHealth(
         healthy=not dead, start_time_unix_nano=started_ns, status=text,
         last_error=last_error or up_error, status_time_unix_nano=now, component_health_map=components)

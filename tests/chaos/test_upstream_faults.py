@@ -104,7 +104,7 @@ def test_upstream_faults_through_a_proxy_lose_nothing(
            faults=dict(applied),
            batches=len(filler.batch_values), proxy_connections=proxy.connections, proxy_resets=proxy.resets,
            retries=retries.snapshot() if retries else {}, drain_after_heal_s=round(drain_s, 1),
-           final_state=status.get("state"))
+           final_state=status.state)
     assert set(applied) == set(FAULTS), f"not every fault was applied: {dict(applied)}"
     assert not tally.missing, f"{len(tally.missing)} points never arrived: {sorted(tally.missing)[:10]}"
     assert not logs.missing, f"{len(logs.missing)} log records never arrived: {sorted(logs.missing)[:10]}"

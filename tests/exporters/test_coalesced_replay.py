@@ -56,7 +56,7 @@ def test_offline_the_forwarder_compacts_the_spool_and_replays_it_whole(make_sink
     cfg = config(f"127.0.0.1:{port}", retry_initial=0.5, retry_max=1.0)
     filler.metrics(10)
     with forwarding(cfg, filler, max_points=5000, compactor=compactor) as fwd:
-        wait_until(lambda: fwd.status()["state"] == "offline", 30, "the forwarder to find the upstream away")
+        wait_until(lambda: fwd.status().state == "offline", 30, "the forwarder to find the upstream away")
         for _ in range(39):
             filler.metrics(10)
             fwd.notify()  # what the batcher does after each spool write

@@ -19,6 +19,7 @@ from edgecollect.exporters.otap import OtapExporter
 from edgecollect.exporters.otap_encode import OtapStreamEncoder
 from edgecollect.exporters.proto import arrow_service_pb2 as pb
 from edgecollect.exporters.upstream import UpstreamConfig
+from edgecollect.statusmodel import Delivered
 from edgecollect.telemetry import Telemetry
 from tests.exporters.conftest import (
     Filler,
@@ -74,14 +75,14 @@ def test_store_and_forward_sink_down_then_up(make_sink: Any, filler: Filler, rec
         print(f"offline {elapsed:.1f}s: {attempts} failed attempts (bound {bound})")
         assert attempts <= bound
         st = fwd.status()
-        assert st["state"] == "offline"
-        assert "cannot connect" in str(st["last_error"])
+        assert st.state == "offline"
+        assert "cannot connect" in st.last_error
         assert filler.spool.stats().files == 33, "nothing may leave the spool while the upstream is down"
         assert counter(filler, "batches_delivered") == {}
 
         sink = make_sink(grpc_port=port).start()
         wait_until(lambda: spool_empty(filler), 60, "the spool to drain after the sink came up")
-        assert fwd.status()["state"] == "connected"
+        assert fwd.status().state == "connected"
     dups = assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "store-and-forward")
     record_property("duplicate_points", dups)
     assert sorted(log_bodies(sink.records("logs"))) == sorted(filler.log_bodies)
@@ -108,11 +109,11 @@ def test_upstream_refusing_everything_keeps_the_spool(make_sink: Any, filler: Fi
         filler.metrics(20)
     with forwarding(config(sink.grpc_address), filler) as fwd:
         wait_until(lambda: counter(filler, "retries").get("unavailable", 0) >= 3, 30, "three refusals")
-        assert fwd.status()["state"] == "backoff"
+        assert fwd.status().state == "backoff"
         assert filler.spool.stats().files == 5 and counter(filler, "batches_delivered") == {}
         sink.set(mode="ok")
         wait_until(lambda: spool_empty(filler), 30, "the spool to drain once the sink accepts")
-        assert fwd.status()["state"] == "connected"
+        assert fwd.status().state == "connected"
     assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "refused, then accepted")
 
 
@@ -153,8 +154,8 @@ def test_arrow_unimplemented_falls_back_to_otlp_grpc(make_sink: Any, filler: Fil
     with forwarding(config(sink.grpc_address), filler) as fwd:
         wait_until(lambda: spool_empty(filler), 30, "the spool to drain")
         st = fwd.status()
-    assert st["state"] == "fallback"
-    assert st["modes"] == {"metrics": "otlp_grpc (fallback)", "logs": "otlp_grpc (fallback)"}
+    assert st.state == "fallback"
+    assert st.modes == {"metrics": "otlp_grpc (fallback)", "logs": "otlp_grpc (fallback)"}
     assert counter(filler, "fallbacks") == {"unimplemented": 2}
     assert {r["via"] for r in sink.records()} == {"otlp_grpc"}
     assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "OTLP fallback")
@@ -177,7 +178,7 @@ def test_arrow_is_probed_again_after_a_fallback(make_sink: Any, filler: Filler) 
 
         wait_until(arrow_again, 30, "a batch via Arrow again")
         wait_until(lambda: spool_empty(filler), 30, "the spool to drain")
-        assert fwd.status()["modes"] == {"metrics": "otap", "logs": "otap"}
+        assert fwd.status().modes == {"metrics": "otap", "logs": "otap"}
     assert counter(filler, "arrow_reprobes").get("", 0) >= 1
     assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "re-probe")
 
@@ -196,7 +197,7 @@ def test_a_server_without_gzip_gets_uncompressed_requests(
         filler.logs(3)
         with caplog.at_level(logging.WARNING), forwarding(config(sink.grpc_address, protocol=protocol), filler) as fwd:
             wait_until(lambda: spool_empty(filler), 30, "the spool to drain")
-            assert fwd.status()["modes"] == {"metrics": protocol, "logs": protocol}
+            assert fwd.status().modes == {"metrics": protocol, "logs": protocol}
     finally:
         sink.stop()
     assert {r["via"] for r in sink.records()} == {protocol}
@@ -215,7 +216,7 @@ def test_plain_otlp_protocols(make_sink: Any, filler: Filler, protocol: str) -> 
     endpoint = sink.http_url if protocol == "otlp_http" else sink.grpc_address
     with forwarding(config(endpoint, protocol=protocol), filler) as fwd:
         wait_until(lambda: spool_empty(filler), 30, "the spool to drain")
-        assert fwd.status()["state"] == "connected"
+        assert fwd.status().state == "connected"
     assert {r["via"] for r in sink.records()} == {protocol}
     assert counter(filler, "batches_delivered") == {protocol: 6}
     assert_all_arrived(filler.values, metric_values(sink.records("metrics")), protocol)
@@ -322,8 +323,8 @@ def test_missing_secret_is_reported_without_value(
     with forwarding(cfg, filler) as fwd:
         wait_until(lambda: counter(filler, "retries").get("config", 0) >= 2, 30, "two failed attempts")
         st = fwd.status()
-    assert st["state"] == "offline"
-    assert "env:EC_MISSING_TOKEN" in str(st["last_error"])
+    assert st.state == "offline"
+    assert "env:EC_MISSING_TOKEN" in st.last_error
     assert "env:EC_MISSING_TOKEN" in caplog.text
     assert filler.spool.stats().files == 1
     assert not sink.lines()
@@ -378,7 +379,7 @@ def test_new_batches_leave_at_once_after_notify(make_sink: Any, filler: Filler) 
             filler.metrics(10)
             fwd.notify()
             wait_until(lambda: spool_empty(filler), 30, "the new batch to be delivered")
-        assert fwd.status()["delivered"] == {"batches": 5, "points": 50}
+        assert fwd.status().delivered == Delivered(batches=5, points=50)
     assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "notify")
 
 
@@ -390,7 +391,7 @@ def test_in_flight_window_is_bounded(make_sink: Any, filler: Filler) -> None:
     with forwarding(config(sink.grpc_address, max_in_flight=3), filler) as fwd:
 
         def drained() -> bool:
-            seen.append(int(str(fwd.status()["in_flight"])))
+            seen.append(fwd.status().in_flight)
             return spool_empty(filler)
 
         wait_until(drained, 60, "the spool to drain")

@@ -25,7 +25,7 @@ from edgecollect import __version__
 from edgecollect.batch import Rows, build_logs, build_metrics
 from edgecollect.buffer import FLAG_INT
 from edgecollect.errors import UpstreamFault
-from edgecollect.exporters.base import DrainRate, Outgoing, TokenBucket, backoff_delay, format_status
+from edgecollect.exporters.base import DrainRate, Outgoing, TokenBucket, backoff_delay
 from edgecollect.exporters.otlp import OtlpHttpExporter, retry_after, rpc_failure, status_message
 from edgecollect.exporters.otlp_map import logs_request, metrics_request
 from edgecollect.exporters.upstream import TlsConfig, UpstreamConfig, parse_endpoint, resolve_headers
@@ -199,14 +199,6 @@ def test_rpc_failure_classes() -> None:
     assert (reason, reachable) == ("connect", False)
     reason, _, reachable = rpc_failure(plain, grpc.StatusCode.UNAVAILABLE, "sink: random_unavailable")
     assert (reason, reachable) == ("unavailable", True)
-
-
-def test_format_status_line() -> None:
-    line = format_status({
-        "endpoint": "gw:4317", "protocol": "otap", "state": "offline", "last_error": "cannot connect",
-        "backlog": {"batches": 3, "points": 300, "bytes": 4096}, "drain_rate_points_per_s": 0.0})
-    assert line.startswith("upstream gw:4317 otap: offline; backlog 3 batches, 300 points")
-    assert line.endswith("last error: cannot connect")
 
 
 # -- OTLP/HTTP answers, from a real local HTTP server ------------------------------------------

@@ -154,8 +154,8 @@ def test_wrong_ca_fails_with_a_clear_error(
     with forwarding(cfg, filler) as fwd:
         wait_until(lambda: retries(filler).get("tls", 0) >= 2, 30, "two failed handshakes")
         st = fwd.status()
-    assert st["state"] == "offline"
-    error = str(st["last_error"])
+    assert st.state == "offline"
+    error = st.last_error
     assert f"TLS handshake with {endpoint} failed" in error
     assert f"ca_file {pki.other_ca}" in error
     assert f"TLS handshake with {endpoint} failed" in caplog.text and str(pki.other_ca) in caplog.text

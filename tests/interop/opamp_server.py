@@ -127,7 +127,9 @@ class OpampServer:
     def messages(self) -> list[Message]:
         if not self.out.exists():
             return []
-        lines = self.out.read_text().splitlines()
+        # The server may be writing a line as we read: only complete (newline-ended) lines count.
+        text = self.out.read_text()
+        lines = text[: text.rfind("\n") + 1].splitlines()
         return [json.loads(line)["msg"] for line in lines if line.strip()]
 
     def wait_for(self, check: Callable[[list[Message]], Any], what: str, timeout: float = 90.0) -> Any:

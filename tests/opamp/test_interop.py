@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
+from edgecollect.statusmodel import AgentStatus, OpampStatus
 from tests.exporters.test_tls import Pki
 from tests.interop.opamp_server import Message, OpampServer, effective_toml, remote_status, uid
-from tests.opamp.agents import REPO, AgentProcess, agent_config
+from tests.opamp.agents import agent_config, opamp_agent, state_env
+from tests.support.agent import REPO, AgentProcess
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -41,7 +43,7 @@ def agents() -> Iterator[list[AgentProcess]]:
 
 
 def _start(agents: list[AgentProcess], workdir: Path, text: str) -> AgentProcess:
-    agent = AgentProcess(workdir, text).start()
+    agent = opamp_agent(workdir, text).start()
     agents.append(agent)
     return agent
 
@@ -51,11 +53,12 @@ def _statuses(messages: list[Message], status: str) -> list[dict[str, Any]]:
 
 
 def _points(status: dict[str, Any]) -> int:
-    return sum(sum(v.values()) for k, v in status["counters"].items() if ".points_accepted" in k)
+    return AgentStatus.from_json(status).points.accepted
 
 
-def _opamp(status: dict[str, Any]) -> dict[str, Any]:
-    op: dict[str, Any] = status["opamp"]
+def _opamp(status: dict[str, Any]) -> OpampStatus:
+    op = AgentStatus.from_json(status).opamp
+    assert op is not None, "no opamp part in the status of an agent with [opamp]"
     return op
 
 
@@ -74,11 +77,11 @@ def test_reports_identity_health_and_redacted_config_then_applies_a_good_config(
     remote = agent_config(server.endpoint, extra='[agent]\nsummary_interval = "7m"\n')
     server.serve_config(remote)
     server.wait_for(lambda ms: _statuses(ms, APPLIED), "APPLIED")
-    st = agent.wait_status(lambda s: _opamp(s)["remote_config"]["status"] == "applied", "applied")
+    st = agent.wait_status(lambda s: _opamp(s).remote_config.status == "applied", "applied")
     assert st["config"].endswith("opamp/remote.toml")
+    env = {k: v for k, v in {**os.environ, **state_env(agent.config.parent)}.items() if v is not None}
     shown = subprocess.run([sys.executable, "-m", "edgecollect", "status", "-c", str(agent.config)], cwd=REPO,
-                           env={**os.environ, "PYTHONPATH": str(REPO), "XDG_STATE_HOME": str(agent.workdir / "state")},
-                           capture_output=True, text=True, check=False)
+                           env=env, capture_output=True, text=True, check=False)
     assert f"OPAMP     connected {server.endpoint}" in shown.stdout, shown.stdout + shown.stderr
     assert "remote config applied" in shown.stdout
     assert any((t := effective_toml(m)) and 'summary_interval = "7m"' in t for m in server.messages())
@@ -103,10 +106,10 @@ def test_invalid_config_is_refused_with_its_line_and_not_applied(
     server.serve_config('[sources.host]\ninterval = "1s"\n\n[buffer]\nmax_points = "lots"\n')
     failed = server.wait_for(lambda ms: _statuses(ms, FAILED), "FAILED")[0]
     assert failed["error_message"].startswith("edgecollect.toml:5: buffer.max_points: expected an integer")
-    st = agent.wait_status(lambda s: _opamp(s)["remote_config"]["status"] == "failed", "failed")
+    st = agent.wait_status(lambda s: _opamp(s).remote_config.status == "failed", "failed")
     assert st["config"] == str(agent.config)
-    assert not (agent.state_dir / "opamp" / "remote.toml").exists()
-    assert all(src["alive"] for src in st["sources"].values())
+    assert not (agent.state / "opamp" / "remote.toml").exists()
+    assert not AgentStatus.from_json(st).stopped_sources
 
 
 def test_remote_config_that_moves_the_state_dir_is_refused_and_nothing_changes(
@@ -121,10 +124,10 @@ def test_remote_config_that_moves_the_state_dir_is_refused_and_nothing_changes(
     failed = server.wait_for(lambda ms: _statuses(ms, FAILED), "FAILED")[0]
     assert "cannot move the state_dir" in failed["error_message"]
     assert "/proc/edgecollect-cannot" in failed["error_message"]
-    st = agent.wait_status(lambda s: _opamp(s)["remote_config"]["status"] == "failed", "failed")
+    st = agent.wait_status(lambda s: _opamp(s).remote_config.status == "failed", "failed")
     assert st["config"] == str(agent.config)
-    assert not (agent.state_dir / "opamp" / "remote.toml").exists()
-    assert not (agent.state_dir / "opamp" / "remote.toml.new").exists()
+    assert not (agent.state / "opamp" / "remote.toml").exists()
+    assert not (agent.state / "opamp" / "remote.toml.new").exists()
     points = _points(st)
     agent.wait_status(lambda s: _points(s) > points, "points still collected after the refusal")
 
@@ -139,7 +142,7 @@ def test_report_only_agent_does_not_take_a_config(
     server.wait_for(lambda ms: len(ms) >= seen + 4, "four more heartbeats")
     st = agent.status()
     assert st is not None and st["config"] == str(agent.config)
-    assert _opamp(st)["remote_config"]["status"] == "unset"
+    assert _opamp(st).remote_config.status == "unset"
     assert not _statuses(server.messages(), APPLIED) and not _statuses(server.messages(), FAILED)
 
 
@@ -147,18 +150,18 @@ def test_server_down_agent_keeps_collecting_and_reconnects(agents: list[AgentPro
     server = OpampServer(tmp_path / "before.jsonl").start()
     try:
         agent = _start(agents, tmp_path / "a", agent_config(server.endpoint))
-        agent.wait_status(lambda s: _opamp(s)["state"] == "connected", "connected")
+        agent.wait_status(lambda s: _opamp(s).state == "connected", "connected")
     finally:
         server.stop()
-    st = agent.wait_status(lambda s: _opamp(s)["state"] == "unreachable", "unreachable")
-    assert "127.0.0.1" in _opamp(st)["last_error"]
+    st = agent.wait_status(lambda s: _opamp(s).state == "unreachable", "unreachable")
+    assert "127.0.0.1" in _opamp(st).last_error
     points = _points(st)
     agent.wait_status(lambda s: _points(s) > points + 2, "collection going on with the server down")
     with OpampServer(tmp_path / "after.jsonl", port=server.port) as again:
         # The server lost its state: the agent sends everything again on its first message.
         again.wait_for(lambda ms: [m for m in ms if "agent_description" in m and "effective_config" in m],
                        "a full report after reconnecting")
-        agent.wait_status(lambda s: _opamp(s)["state"] == "connected", "connected again")
+        agent.wait_status(lambda s: _opamp(s).state == "connected", "connected again")
 
 
 def test_twenty_agents_at_once(server: OpampServer, agents: list[AgentProcess], tmp_path: Path) -> None:
@@ -176,7 +179,7 @@ def test_twenty_agents_at_once(server: OpampServer, agents: list[AgentProcess], 
         return {uid(m) for m in ms if (remote_status(m) or {}).get("status") == APPLIED}
 
     assert server.wait_for(lambda ms: len(applied(ms)) == n, f"{n} agents APPLIED", timeout=300)
-    uids = {(a.state_dir / "opamp" / "instance_uid").read_bytes() for a in agents}
+    uids = {(a.state / "opamp" / "instance_uid").read_bytes() for a in agents}
     assert uids == applied(server.messages())
 
 
@@ -205,7 +208,7 @@ def test_https_with_private_ca_and_client_certificate(agents: list[AgentProcess]
             server.endpoint, tls=f'tls = {{ ca_file = "{pki.other_ca}", cert_file = "{pki.client_cert}", '
                                  f'key_file = "{pki.client_key}" }}'))
         server.wait_for(lambda ms: [m for m in ms if "agent_description" in m], "a report over mTLS")
-        good.wait_status(lambda s: _opamp(s)["state"] == "connected", "connected over HTTPS")
-        st = wrong_ca.wait_status(lambda s: _opamp(s)["state"] == "unreachable", "refusing an unknown server")
-        assert "CERTIFICATE_VERIFY_FAILED" in _opamp(st)["last_error"]
+        good.wait_status(lambda s: _opamp(s).state == "connected", "connected over HTTPS")
+        st = wrong_ca.wait_status(lambda s: _opamp(s).state == "unreachable", "refusing an unknown server")
+        assert "CERTIFICATE_VERIFY_FAILED" in _opamp(st).last_error
         assert len({uid(m) for m in server.messages()}) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from edgecollect.errors import ConfigError
 from edgecollect.opamp import report
 from edgecollect.opamp.files import RemoteConfigStore, instance_uid, startup_config
 from edgecollect.opamp.redact import REDACTED, redacted_toml
+from edgecollect.statusmodel import SpoolStatus
+from tests.support.status import sample_source, sample_status, sample_upstream
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -107,15 +110,30 @@ def test_board_model_comes_from_the_device_tree(tmp_path: Path) -> None:
 
 
 def test_health_reports_backlog_upstream_and_dead_sources() -> None:
-    status = {"upstream": {"endpoint": "gw:4317", "state": "backoff", "last_error": "UNAVAILABLE"},
-              "spool": {"files": 3, "points": 120, "bytes": 4096},
-              "sources": {"host": {"alive": True}, "mqtt.0": {"alive": False}}}
+    status = sample_status(upstream=sample_upstream(state="backoff", last_error="UNAVAILABLE"),
+                           spool=SpoolStatus(files=3, bytes=4096, points=120, oldest_age_s=5.0, max_size=1 << 20),
+                           sources=(sample_source("host"), sample_source("mqtt.0", running=False)))
     h = report.health(status, 1, "")
     assert not h.healthy and "sources down: mqtt.0" in h.status and "backlog 3 batches / 120 points" in h.status
     assert h.last_error == "UNAVAILABLE"
     assert not h.component_health_map["upstream"].healthy
     assert h.component_health_map["upstream"].status == "backoff"
-    assert report.health_key(status) != report.health_key({**status, "upstream": {"state": "connected"}})
+    assert h.component_health_map["source.mqtt.0"].status == "stopped"
+    connected = replace(status, upstream=sample_upstream(state="connected"))
+    assert report.health_key(status) != report.health_key(connected)
+    assert report.health_key(connected) != report.health_key(replace(connected, sources=status.sources[:1]))
+
+
+def test_health_without_an_upstream_is_healthy_and_says_offline() -> None:
+    h = report.health(sample_status(upstream=None), 1, "")
+    assert h.healthy and "upstream offline" in h.status
+    assert h.component_health_map["upstream"].healthy and h.component_health_map["upstream"].status == "offline"
+
+
+def test_health_between_two_pipelines_says_reloading() -> None:
+    h = report.health(None, 1, "")
+    assert h.healthy and h.status == "reloading" and not h.component_health_map
+    assert report.health_key(None) != report.health_key(sample_status())
 
 
 def test_nothing_of_opamp_is_imported_when_it_is_off(tmp_path: Path) -> None:

@@ -4,7 +4,11 @@ started, stopped with SIGTERM or kill -9, and asked for its status over its sock
     agent = AgentProcess(config, state_dir, tmp_path / "agent.log").start()
     agent.wait_up()
     agent.counter("edgecollect.spool.batches")
+    agent.wait_status(lambda st: st["spool"]["files"] == 0, "an empty spool")
     agent.kill9()
+
+`env` adds to the test's own environment; a value of None removes that variable (e.g.
+STATE_DIRECTORY, so an agent whose config names no state_dir finds it through XDG_STATE_HOME).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +32,10 @@ REPO = Path(__file__).resolve().parents[2]
 class AgentProcess:
     """`python -m edgecollect run -c CONFIG` as a real process: started, killed, asked for status."""
 
-    def __init__(self, config: Path, state: Path, log: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, config: Path, state: Path, log: Path, env: Mapping[str, str | None] | None = None) -> None:
         self.config, self.state, self.log = config, state, log
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}  # the agent's environment
+        merged: dict[str, str | None] = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.env = {k: v for k, v in merged.items() if v is not None}  # the agent's environment
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -99,6 +104,26 @@ class AgentProcess:
                 for label, n in values.items():
                     merged[label] = merged.get(label, 0) + n
         return merged
+
+    def wait_status(self, check: Callable[[dict[str, Any]], object], what: str,
+                    timeout_s: float = 90) -> dict[str, Any]:
+        """Until the status document satisfies `check`; returns that document. Fails with the last
+        document and the log's tail, at once if the agent exited."""
+        seen: list[dict[str, Any]] = []
+
+        def satisfied() -> bool:
+            if not self.alive:
+                raise AssertionError(f"agent exited with {self.proc and self.proc.returncode} while waiting "
+                                     f"for {what}:\n{self.tail()}")
+            st = self.status()
+            if st is None or not check(st):
+                return False
+            seen.append(st)
+            return True
+
+        wait_until(satisfied, timeout_s, lambda: f"{what}; last status {self.status()}; log:\n{self.tail(3000)}",
+                   pause_s=0.2)
+        return seen[-1]
 
     def wait_up(self, timeout_s: float = 60) -> None:
         def up() -> bool:
