@@ -150,7 +150,7 @@ class Agent:
         interval = self.cfg.agent.self_interval
         self.self_ctx = self.add_source("self", "self", lambda ctx: SelfTelemetrySource(self.telemetry, interval, ctx))
         if self.cfg.upstream is not None:
-            from edgecollect.exporters.base import Forwarder
+            from edgecollect.exporters.forwarder import Forwarder
 
             behind = None
             if self.cfg.spool.mode == "write_behind":
@@ -330,7 +330,7 @@ class Agent:
         )
         if self.forwarder is None:
             return line + " upstream=offline (none configured)"
-        from edgecollect.exporters.base import format_status
+        from edgecollect.exporters.forwarder import format_status
 
         return line + "; " + format_status(st["upstream"])
 

@@ -43,8 +43,8 @@ from typing import Any
 import grpc
 
 from edgecollect.errors import UpstreamFault
-from edgecollect.exporters.base import SIGNALS, Delivery, Outgoing, Signal
-from edgecollect.exporters.otlp import GrpcChannel, OtlpGrpcExporter, grpc_compression, rpc_failure
+from edgecollect.exporters.contracts import SIGNALS, Delivery, Mode, Outgoing, Signal
+from edgecollect.exporters.grpcplumbing import CallCompression, FallbackFactory, GrpcChannel, rpc_failure
 from edgecollect.exporters.proto import arrow_service_pb2 as pb
 from edgecollect.exporters.upstream import UpstreamConfig
 from edgecollect.telemetry import Telemetry
@@ -93,7 +93,7 @@ class _Stream:
             request_serializer=pb.BatchArrowRecords.SerializeToString,
             response_deserializer=pb.BatchStatus.FromString,
         )
-        self.compression = owner.compression
+        self.compression = owner.compression.current
         self._call: Any = method(self._outgoing(), metadata=metadata, compression=self.compression)
         self._reader = threading.Thread(target=self._read, name=f"otap-{signal}", daemon=True)
         self._reader.start()
@@ -182,10 +182,8 @@ class _Stream:
         elif code == grpc.StatusCode.CANCELLED and cancelled:
             reason = cancelled
             detail = f"{cfg.endpoint}: no BatchStatus within {cfg.timeout:g}s; stream cancelled"
-        elif (code == grpc.StatusCode.UNIMPLEMENTED and "grpc-encoding" in details
-              and self.compression != grpc.Compression.NoCompression):
+        elif self.owner.compression.refused(code, details, self.compression):
             # A server without our codec: not a reason to leave Arrow, nor to back off.
-            self.owner.uncompressed(details)
             reason, backoff = "compression", False
             detail = f"{cfg.endpoint} cannot decompress gzip: {details}"
         elif code == grpc.StatusCode.UNIMPLEMENTED and answered == 0 and "grpc-encoding" not in details:
@@ -219,14 +217,15 @@ class OtapExporter:
     protocol = "otap"
 
     def __init__(self, cfg: UpstreamConfig, telemetry: Telemetry, wake: Callable[[], None], *,
-                 encoder_factory: EncoderFactory = default_encoder, rng: random.Random | None = None) -> None:
+                 fallback: FallbackFactory, encoder_factory: EncoderFactory = default_encoder,
+                 rng: random.Random | None = None) -> None:
         self.cfg = cfg
         self.channel = GrpcChannel(cfg)
         self._wake = wake
         self._rng = rng or random.Random()
         self._encoder_factory = encoder_factory
-        self._otlp = OtlpGrpcExporter(cfg, telemetry, wake, channel=self.channel)
-        self.compression = grpc_compression(cfg, "gzip")
+        self._otlp = fallback(cfg, telemetry, wake, self.channel)  # unary OTLP/gRPC on this channel
+        self.compression = CallCompression(cfg, "OTAP")
         self._lanes = {s: _Lane(s, retiring=[]) for s in SIGNALS}
         self._events: collections.deque[Delivery | tuple[str, Signal, _Stream, str]] = collections.deque()
         self._strikes: dict[int, int] = {}
@@ -247,13 +246,6 @@ class OtapExporter:
     def strike(self, spool_id: int) -> None:
         with self._strike_lock:
             self._strikes[spool_id] = self._strikes.get(spool_id, 0) + 1
-
-    def uncompressed(self, details: str) -> None:
-        """The server refused our gRPC compression: open every later stream without it."""
-        if self.compression != grpc.Compression.NoCompression:
-            log.warning("upstream %s cannot decompress gzip (%s); sending OTAP uncompressed",
-                        self.cfg.endpoint, details)
-            self.compression = grpc.Compression.NoCompression
 
     def unimplemented(self, signal: Signal, stream: _Stream, details: str) -> None:
         self._events.append(("unimplemented", signal, stream, details))
@@ -385,8 +377,8 @@ class OtapExporter:
                         self.cfg.arrow_reprobe_interval)
         lane.fallback_until = time.monotonic() + self.cfg.arrow_reprobe_interval
 
-    def modes(self) -> dict[str, str]:
-        return {s: "otlp_grpc (fallback)" if lane.fallback_until is not None else "otap"
+    def modes(self) -> dict[Signal, Mode]:
+        return {s: Mode.OTLP_GRPC_FALLBACK if lane.fallback_until is not None else Mode.OTAP
                 for s, lane in self._lanes.items()}
 
     def close(self, timeout_s: float) -> list[Delivery]:
