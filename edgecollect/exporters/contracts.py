@@ -84,6 +84,11 @@ class Exporter(Protocol):
 
     def modes(self) -> dict[Signal, Mode]: ...
 
+    def wake_at(self) -> float | None:
+        """Monotonic time at which poll() has something to do without a verdict arriving (close an
+        idle connection), or None."""
+        ...
+
     def close(self, timeout_s: float) -> list[Delivery]: ...
 
 
@@ -107,3 +112,6 @@ class QueuedVerdicts:
 
     def modes(self) -> dict[Signal, Mode]:
         return {signal: self.mode for signal in SIGNALS}
+
+    def wake_at(self) -> float | None:
+        return None

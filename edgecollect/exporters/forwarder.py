@@ -145,8 +145,9 @@ class Forwarder:
         # Deliveries and notify() set the wake event, so this returns as soon as there is work.
         timeout = self._rate_wait() or (ACTIVE_WAIT_S if self._in_flight else IDLE_WAIT_S)
         deadline = self._behind.deadline() if self._behind is not None else None
-        if deadline is not None:
-            timeout = min(timeout, max(0.0, deadline - time.monotonic()))
+        for at in (deadline, self._exporter.wake_at()):  # the hold's next cut; an idle connection to close
+            if at is not None:
+                timeout = min(timeout, max(0.0, at - time.monotonic()))
         self._wake.wait(timeout)
 
     def _compact(self) -> None:

@@ -23,6 +23,8 @@ Decisions (each one the spec leaves to us):
   ends it, while new BARs go on a fresh stream at once. A backlog therefore drains on streams that
   each live the full lifetime, reusing their dictionaries, not on one stream per batch.
 - No BatchStatus for `timeout` after a BAR was sent: the stream is cancelled and its BARs resent.
+- Nothing sent or answered for `close_idle_after`: every stream is half-closed and, once the server
+  has ended them, the channel is closed (grpc's threads end with it); the next batch reconnects.
 
 Stream-level auth goes in the call metadata (the receiver merges it into every batch), so the BAR
 `headers` field stays empty and no HPACK state is needed.
@@ -241,6 +243,7 @@ class OtapExporter:
     def post(self, delivery: Delivery | None) -> None:
         if delivery is not None:
             self._events.append(delivery)
+            self.channel.touch()
         self._wake()
 
     def strike(self, spool_id: int) -> None:
@@ -284,6 +287,7 @@ class OtapExporter:
                 self._otlp.submit(item, permanent_unimplemented=True)
                 return
             if stream.send(item, bar):
+                self.channel.touch()
                 self._bytes.inc("otap", bar.ByteSize())
                 return
             lane.stream = None  # it ended under us; the batch goes on a fresh stream
@@ -364,7 +368,50 @@ class OtapExporter:
                     self._strikes.pop(d.spool_id, None)
         if unreachable and not any(lane.stream and not lane.stream.done for lane in self._lanes.values()):
             self.channel.reset()
+        self._close_when_idle(now)
         return out
+
+    def _live_streams(self) -> list[_Stream]:
+        out: list[_Stream] = []
+        for lane in self._lanes.values():
+            assert lane.retiring is not None
+            out += [s for s in [*lane.retiring, *([lane.stream] if lane.stream else [])] if not s.done]
+        return out
+
+    def _close_when_idle(self, now: float) -> None:
+        """Nothing sent or answered for close_idle_after: half-close the streams, and once the server
+        has ended them close the channel. A half-closed stream the server leaves open is cancelled
+        after `timeout` more."""
+        idle_at = self.channel.idle_deadline()
+        if idle_at is None or now < idle_at:
+            return
+        live = self._live_streams()
+        if any(s.pending for s in live):
+            return  # unanswered BARs: the timeout in poll() handles those
+        for lane in self._lanes.values():
+            if lane.stream is not None and not lane.stream.done:
+                assert lane.retiring is not None
+                lane.stream.half_close()
+                lane.retiring.append(lane.stream)
+                self._streams.inc("closed_idle")
+            lane.stream = None
+        if not live:
+            self.channel.reset()
+        elif now >= idle_at + self.cfg.timeout:
+            for stream in live:
+                stream.cancel("closed")
+
+    def wake_at(self) -> float | None:
+        """The idle deadline while the channel is open; past it, only the streams' end (which wakes the
+        forwarder) or the cancel deadline is left to wait for."""
+        idle_at = self.channel.idle_deadline()
+        if idle_at is None:
+            return None
+        if time.monotonic() < idle_at:
+            return idle_at
+        if self._live_streams():  # half-closed: their end wakes the forwarder; else the cancel
+            return max(idle_at + self.cfg.timeout, time.monotonic() + 1.0)
+        return idle_at
 
     def _switch_to_otlp(self, signal: Signal, stream: _Stream, details: str) -> None:
         lane = self._lanes[signal]

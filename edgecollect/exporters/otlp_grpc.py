@@ -11,6 +11,7 @@ the codes and owns the channel and the gzip step-down.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -72,6 +73,7 @@ class OtlpGrpcExporter(QueuedVerdicts):
         try:
             resp = call(req, timeout=self._cfg.timeout, metadata=metadata, compression=compression)
         except grpc.RpcError as exc:
+            self.channel.touch()
             details = exc.details() or ""
             if self._compression.refused(exc.code(), details, compression):
                 return Delivery(item.spool_id, "retry", "compression", details, self.protocol, backoff=False)
@@ -79,6 +81,7 @@ class OtlpGrpcExporter(QueuedVerdicts):
             if not d.reachable:
                 self.channel.reset()
             return d
+        self.channel.touch()
         self._bytes.inc(self.protocol, req.ByteSize())
         self._partial_success(item, resp)
         return Delivery(item.spool_id, "ok", via=self.protocol)
@@ -94,6 +97,16 @@ class OtlpGrpcExporter(QueuedVerdicts):
             self._partial.inc(item.signal, rejected)
             log.warning("upstream %s accepted spool batch %d partially: %d rejected (%s)",
                         self._cfg.endpoint, item.spool_id, rejected, ps.error_message)
+
+    def poll(self) -> list[Delivery]:
+        at = self.wake_at()
+        if at is not None and time.monotonic() >= at:
+            self.channel.reset()  # idle: grpc's threads go with the channel; the next batch reopens it
+        return super().poll()
+
+    def wake_at(self) -> float | None:
+        # As OTAP's fallback the channel is OTAP's, and so is the decision to close it.
+        return self.channel.idle_deadline() if self._own_channel else None
 
     def close(self, timeout_s: float) -> list[Delivery]:
         if self._own_channel:
