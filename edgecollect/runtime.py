@@ -138,7 +138,7 @@ class Agent:
         interval = self.cfg.agent.self_interval
         self.self_ctx = self.add_source("self", "self", lambda ctx: SelfTelemetrySource(self.telemetry, interval, ctx))
         if self.cfg.upstream is not None:
-            from edgecollect.exporters.base import Forwarder
+            from edgecollect.exporters.forwarder import Forwarder
 
             behind = None
             if self.cfg.spool.mode == "write_behind":

@@ -19,8 +19,12 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgecollect"
 
+# One module per upstream.protocol; none of them may import another.
+EXPORTER_PROTOCOLS = ("edgecollect.exporters.otap", "edgecollect.exporters.otlp_grpc",
+                      "edgecollect.exporters.otlp_http")
+
 # Lowest first, in data-path order between the foundation and the wiring. A module belongs to the
-# first entry that is its name or a package above it.
+# entry that names it, else to the entry naming the closest package above it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("edgecollect", "edgecollect.errors", "edgecollect.model", "edgecollect.clock",
                     "edgecollect.tomlpos", "edgecollect.configtypes", "edgecollect.telemetry",
@@ -32,19 +36,25 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("batch", ("edgecollect.batch", "edgecollect.coalesce", "edgecollect.batcher")),
     ("spool", ("edgecollect.spoolfile", "edgecollect.spoolquarantine", "edgecollect.spool",
                "edgecollect.downsample", "edgecollect.compaction", "edgecollect.writebehind")),
-    ("exporters", ("edgecollect.exporters",)),
+    # The exporters, lowest first: what an exporter and the forwarder agree on; the shared plumbing
+    # (gRPC, OTLP mapping, OTAP encoding); the protocols, which import those and never each other
+    # (test below); the registry that picks one by upstream.protocol; the forwarder that drives it.
+    ("exporter contracts", ("edgecollect.exporters", "edgecollect.exporters.contracts",
+                            "edgecollect.exporters.upstream", "edgecollect.exporters.tls",
+                            "edgecollect.exporters.pacing", "edgecollect.exporters.gather",
+                            "edgecollect.exporters.proto")),
+    ("exporter plumbing", ("edgecollect.exporters.grpcplumbing", "edgecollect.exporters.otlp_map",
+                           "edgecollect.exporters.otap_ipc", "edgecollect.exporters.otap_attrs",
+                           "edgecollect.exporters.otap_tables", "edgecollect.exporters.otap_encode")),
+    ("exporter protocols", EXPORTER_PROTOCOLS),
+    ("forwarder", ("edgecollect.exporters.registry", "edgecollect.exporters.forwarder")),
     ("wiring", ("edgecollect.config", "edgecollect.configdoc", "edgecollect.runtime",
                 "edgecollect.supervisor", "edgecollect.spooltool", "edgecollect.cli", "edgecollect.__main__",
                 "edgecollect.opamp", "edgecollect.statelock", "edgecollect.signals")),
 )
 
-# Import circles that exist today, each as the set of modules in it. The exporters import each
-# other in a circle (make_exporter's own comment says so); the exporters' restructuring removes it,
-# and then this entry must go.
-KNOWN_IMPORT_CIRCLES: tuple[frozenset[str], ...] = (
-    frozenset({"edgecollect.exporters.base", "edgecollect.exporters.gather", "edgecollect.exporters.otap",
-               "edgecollect.exporters.otlp", "edgecollect.exporters.otlp_map"}),
-)
+# Import circles that exist today, each as the set of modules in it (none: keep it so).
+KNOWN_IMPORT_CIRCLES: tuple[frozenset[str], ...] = ()
 
 # Upward imports that exist today: (importer, imported).
 KNOWN_UPWARD_IMPORTS: frozenset[tuple[str, str]] = frozenset({
@@ -91,10 +101,16 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def layer_of(module: str) -> int:
+    """The rank of the entry naming `module` itself or, failing that, the closest package above it."""
+    best: tuple[int, int] | None = None  # (length of the matching name, rank)
     for rank, (_, members) in enumerate(LAYERS):
-        if any(module == m or (m != "edgecollect" and module.startswith(m + ".")) for m in members):
-            return rank
-    raise AssertionError(f"{module} is in no layer of LAYERS (and of docs/architecture.md): place it")
+        for m in members:
+            names_it = module == m or (m != "edgecollect" and module.startswith(m + "."))
+            if names_it and (best is None or len(m) > best[0]):
+                best = (len(m), rank)
+    if best is None:
+        raise AssertionError(f"{module} is in no layer of LAYERS (and of docs/architecture.md): place it")
+    return best[1]
 
 
 def circles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
@@ -136,7 +152,7 @@ def upward_imports(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
 def test_the_graph_sees_module_level_function_level_and_importlib_imports() -> None:
     graph = import_graph()
     assert "edgecollect.model" in graph["edgecollect.buffer"] or "edgecollect.telemetry" in graph["edgecollect.buffer"]
-    assert "edgecollect.exporters.otap" in graph["edgecollect.exporters.base"]  # inside make_exporter
+    assert "edgecollect.exporters.otap" in graph["edgecollect.exporters.registry"]  # inside a function
     assert "edgecollect.exporters.upstream" in graph["edgecollect.config"]  # importlib.import_module
     assert "edgecollect.sources.mqtt.config" in graph["edgecollect.sources.mqtt"]  # relative or absolute
 
@@ -162,7 +178,21 @@ def test_no_upward_import_but_the_listed_ones() -> None:
 
 
 def test_the_checks_catch_a_circle_and_an_upward_import() -> None:
-    toy = {"edgecollect.spool": {"edgecollect.exporters.base"}, "edgecollect.exporters.base": {"edgecollect.spool"},
+    toy = {"edgecollect.spool": {"edgecollect.exporters.forwarder"},
+           "edgecollect.exporters.forwarder": {"edgecollect.spool"},
            "edgecollect.model": set()}
-    assert circles(toy) == [frozenset({"edgecollect.spool", "edgecollect.exporters.base"})]
-    assert upward_imports(toy) == {("edgecollect.spool", "edgecollect.exporters.base")}
+    assert circles(toy) == [frozenset({"edgecollect.spool", "edgecollect.exporters.forwarder"})]
+    assert upward_imports(toy) == {("edgecollect.spool", "edgecollect.exporters.forwarder")}
+
+
+def test_no_exporter_protocol_imports_another() -> None:
+    graph = import_graph()
+    crossing = sorted((m, d) for m in EXPORTER_PROTOCOLS for d in graph[m] if d in EXPORTER_PROTOCOLS)
+    assert crossing == [], "a protocol module imports another: share through contracts or grpcplumbing"
+    assert set(EXPORTER_PROTOCOLS) <= set(graph), "EXPORTER_PROTOCOLS names a module that does not exist"
+
+
+def test_an_exporter_module_placed_above_a_lower_one_is_an_upward_import() -> None:
+    toy = {"edgecollect.exporters.contracts": {"edgecollect.exporters.forwarder"},
+           "edgecollect.exporters.forwarder": set()}
+    assert upward_imports(toy) == {("edgecollect.exporters.contracts", "edgecollect.exporters.forwarder")}

@@ -18,10 +18,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from edgecollect.coalesce import key_of
+from edgecollect.exporters.contracts import Outgoing, Signal
 
 if TYPE_CHECKING:
-    from edgecollect.exporters.base import Outgoing
-    from edgecollect.format import Signal
     from edgecollect.spool import Spool
     from edgecollect.spoolfile import SpooledBatch
     from edgecollect.writebehind import WriteBehind
@@ -80,7 +79,6 @@ class Gatherer:
 
     def _held(self, signal: Signal) -> list[Outgoing]:
         from edgecollect.batch import from_ipc
-        from edgecollect.exporters.base import Outgoing
 
         if self._behind is None:
             return []

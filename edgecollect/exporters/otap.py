@@ -23,6 +23,8 @@ Decisions (each one the spec leaves to us):
   ends it, while new BARs go on a fresh stream at once. A backlog therefore drains on streams that
   each live the full lifetime, reusing their dictionaries, not on one stream per batch.
 - No BatchStatus for `timeout` after a BAR was sent: the stream is cancelled and its BARs resent.
+- Nothing sent or answered for `close_idle_after`: every stream is half-closed and, once the server
+  has ended them, the channel is closed (grpc's threads end with it); the next batch reconnects.
 
 Stream-level auth goes in the call metadata (the receiver merges it into every batch), so the BAR
 `headers` field stays empty and no HPACK state is needed.
@@ -43,8 +45,8 @@ from typing import Any
 import grpc
 
 from edgecollect.errors import UpstreamFault
-from edgecollect.exporters.base import Delivery, Outgoing
-from edgecollect.exporters.otlp import GrpcChannel, OtlpGrpcExporter, grpc_compression, rpc_failure
+from edgecollect.exporters.contracts import Delivery, Mode, Outgoing
+from edgecollect.exporters.grpcplumbing import CallCompression, FallbackFactory, GrpcChannel, rpc_failure
 from edgecollect.exporters.proto import arrow_service_pb2 as pb
 from edgecollect.exporters.upstream import UpstreamConfig
 from edgecollect.format import SIGNALS, Signal
@@ -94,7 +96,7 @@ class _Stream:
             request_serializer=pb.BatchArrowRecords.SerializeToString,
             response_deserializer=pb.BatchStatus.FromString,
         )
-        self.compression = owner.compression
+        self.compression = owner.compression.current
         self._call: Any = method(self._outgoing(), metadata=metadata, compression=self.compression)
         self._reader = threading.Thread(target=self._read, name=f"otap-{signal}", daemon=True)
         self._reader.start()
@@ -183,10 +185,8 @@ class _Stream:
         elif code == grpc.StatusCode.CANCELLED and cancelled:
             reason = cancelled
             detail = f"{cfg.endpoint}: no BatchStatus within {cfg.timeout:g}s; stream cancelled"
-        elif (code == grpc.StatusCode.UNIMPLEMENTED and "grpc-encoding" in details
-              and self.compression != grpc.Compression.NoCompression):
+        elif self.owner.compression.refused(code, details, self.compression):
             # A server without our codec: not a reason to leave Arrow, nor to back off.
-            self.owner.uncompressed(details)
             reason, backoff = "compression", False
             detail = f"{cfg.endpoint} cannot decompress gzip: {details}"
         elif code == grpc.StatusCode.UNIMPLEMENTED and answered == 0 and "grpc-encoding" not in details:
@@ -220,14 +220,15 @@ class OtapExporter:
     protocol = "otap"
 
     def __init__(self, cfg: UpstreamConfig, telemetry: Telemetry, wake: Callable[[], None], *,
-                 encoder_factory: EncoderFactory = default_encoder, rng: random.Random | None = None) -> None:
+                 fallback: FallbackFactory, encoder_factory: EncoderFactory = default_encoder,
+                 rng: random.Random | None = None) -> None:
         self.cfg = cfg
         self.channel = GrpcChannel(cfg)
         self._wake = wake
         self._rng = rng or random.Random()
         self._encoder_factory = encoder_factory
-        self._otlp = OtlpGrpcExporter(cfg, telemetry, wake, channel=self.channel)
-        self.compression = grpc_compression(cfg, "gzip")
+        self._otlp = fallback(cfg, telemetry, wake, self.channel)  # unary OTLP/gRPC on this channel
+        self.compression = CallCompression(cfg, "OTAP")
         self._lanes = {s: _Lane(s, retiring=[]) for s in SIGNALS}
         self._events: collections.deque[Delivery | tuple[str, Signal, _Stream, str]] = collections.deque()
         self._strikes: dict[int, int] = {}
@@ -243,18 +244,12 @@ class OtapExporter:
     def post(self, delivery: Delivery | None) -> None:
         if delivery is not None:
             self._events.append(delivery)
+            self.channel.touch()
         self._wake()
 
     def strike(self, spool_id: int) -> None:
         with self._strike_lock:
             self._strikes[spool_id] = self._strikes.get(spool_id, 0) + 1
-
-    def uncompressed(self, details: str) -> None:
-        """The server refused our gRPC compression: open every later stream without it."""
-        if self.compression != grpc.Compression.NoCompression:
-            log.warning("upstream %s cannot decompress gzip (%s); sending OTAP uncompressed",
-                        self.cfg.endpoint, details)
-            self.compression = grpc.Compression.NoCompression
 
     def unimplemented(self, signal: Signal, stream: _Stream, details: str) -> None:
         self._events.append(("unimplemented", signal, stream, details))
@@ -293,6 +288,7 @@ class OtapExporter:
                 self._otlp.submit(item, permanent_unimplemented=True)
                 return
             if stream.send(item, bar):
+                self.channel.touch()
                 self._bytes.inc("otap", bar.ByteSize())
                 return
             lane.stream = None  # it ended under us; the batch goes on a fresh stream
@@ -373,7 +369,50 @@ class OtapExporter:
                     self._strikes.pop(d.spool_id, None)
         if unreachable and not any(lane.stream and not lane.stream.done for lane in self._lanes.values()):
             self.channel.reset()
+        self._close_when_idle(now)
         return out
+
+    def _live_streams(self) -> list[_Stream]:
+        out: list[_Stream] = []
+        for lane in self._lanes.values():
+            assert lane.retiring is not None
+            out += [s for s in [*lane.retiring, *([lane.stream] if lane.stream else [])] if not s.done]
+        return out
+
+    def _close_when_idle(self, now: float) -> None:
+        """Nothing sent or answered for close_idle_after: half-close the streams, and once the server
+        has ended them close the channel. A half-closed stream the server leaves open is cancelled
+        after `timeout` more."""
+        idle_at = self.channel.idle_deadline()
+        if idle_at is None or now < idle_at:
+            return
+        live = self._live_streams()
+        if any(s.pending for s in live):
+            return  # unanswered BARs: the timeout in poll() handles those
+        for lane in self._lanes.values():
+            if lane.stream is not None and not lane.stream.done:
+                assert lane.retiring is not None
+                lane.stream.half_close()
+                lane.retiring.append(lane.stream)
+                self._streams.inc("closed_idle")
+            lane.stream = None
+        if not live:
+            self.channel.reset()
+        elif now >= idle_at + self.cfg.timeout:
+            for stream in live:
+                stream.cancel("closed")
+
+    def wake_at(self) -> float | None:
+        """The idle deadline while the channel is open; past it, only the streams' end (which wakes the
+        forwarder) or the cancel deadline is left to wait for."""
+        idle_at = self.channel.idle_deadline()
+        if idle_at is None:
+            return None
+        if time.monotonic() < idle_at:
+            return idle_at
+        if self._live_streams():  # half-closed: their end wakes the forwarder; else the cancel
+            return max(idle_at + self.cfg.timeout, time.monotonic() + 1.0)
+        return idle_at
 
     def _switch_to_otlp(self, signal: Signal, stream: _Stream, details: str) -> None:
         lane = self._lanes[signal]
@@ -386,8 +425,8 @@ class OtapExporter:
                         self.cfg.arrow_reprobe_interval)
         lane.fallback_until = time.monotonic() + self.cfg.arrow_reprobe_interval
 
-    def modes(self) -> dict[str, str]:
-        return {s: "otlp_grpc (fallback)" if lane.fallback_until is not None else "otap"
+    def modes(self) -> dict[Signal, Mode]:
+        return {s: Mode.OTLP_GRPC_FALLBACK if lane.fallback_until is not None else Mode.OTAP
                 for s, lane in self._lanes.items()}
 
     def close(self, timeout_s: float) -> list[Delivery]:

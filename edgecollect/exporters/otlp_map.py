@@ -20,7 +20,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from edgecollect import __version__
-from edgecollect.exporters.base import Delivery, Outgoing
+from edgecollect.exporters.contracts import Delivery, Outgoing
 from edgecollect.format import (
     BODY_COLUMNS,
     COL_ATTRIBUTES,

@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import ssl
 from pathlib import Path
-
-import grpc
+from typing import TYPE_CHECKING
 
 from edgecollect.errors import UpstreamFault
 from edgecollect.exporters.upstream import TlsConfig
+
+if TYPE_CHECKING:  # only gRPC exporters ask for channel credentials; OTLP/HTTP never loads grpc
+    import grpc
 
 # Substrings of grpc-core / BoringSSL / OpenSSL errors that mean the handshake failed.
 _TLS_MARKERS = ("ssl", "tls", "handshake", "certificate", "x509")
@@ -46,6 +48,8 @@ def system_ca_bundle() -> str | None:
 
 def grpc_credentials(tls: TlsConfig) -> grpc.ChannelCredentials | None:
     """Channel credentials, or None for a plaintext channel (tls.insecure)."""
+    import grpc
+
     if tls.insecure:
         return None
     system = None if tls.ca_file else system_ca_bundle()

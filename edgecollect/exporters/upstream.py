@@ -39,6 +39,7 @@ class TlsConfig:
 
 
 _ONE_SECOND, _TEN_SECONDS = Duration(1.0), Duration(10.0)
+_TWO_MINUTES = Duration(120.0)
 _ONE_MINUTE, _TEN_MINUTES, _ONE_HOUR = Duration(60.0), Duration(600.0), Duration(3600.0)
 
 
@@ -66,6 +67,11 @@ class UpstreamConfig:
     arrow_reprobe_interval: Annotated[Duration, Range("1s", "7d")] = _TEN_MINUTES
     # Arrow streams a batch may kill with decode errors before it goes by OTLP.
     poison_threshold: Annotated[int, Range(1, 100)] = 3
+    # gRPC: close the connection once nothing was sent or answered for this long (grpc's threads end
+    # with it; open at rest they wake ~1,100 times a minute). Reconnecting costs bytes: TCP, HTTP/2
+    # and TLS set-up, and OTAP's schemas and dictionaries again (2.6x the bytes per send with TLS at
+    # a 60-s send_interval, tests/bench/bench_reconnect.py), so the default outlasts send_interval.
+    close_idle_after: Annotated[Duration, Range("0s", "1d")] = _TWO_MINUTES
 
     KEY_DOCS: ClassVar[KeyDocs] = {
         "tls": "TLS to the collector: by default the system's CAs check its certificate.",
@@ -97,6 +103,12 @@ class UpstreamConfig:
         "arrow_reprobe_interval": "After falling back from OTAP to OTLP, how often Arrow is tried again.",
         "poison_threshold": "OTAP streams one batch may break (decode errors) before it is sent by OTLP "
         "instead.",
+        "close_idle_after": "OTAP and OTLP/gRPC: the connection is closed once nothing has been sent or "
+        "answered for this long, and opened again for the next batch. An open gRPC connection wakes the "
+        "agent about 1,100 times a minute at rest; each reconnect costs bytes (TCP, HTTP/2 and TLS set-up, "
+        "and OTAP's schemas and dictionaries again: about 6 kB more per send with TLS). Longer than "
+        'send_interval keeps the connection (the default, for metered uplinks); "5s" lets the agent '
+        'sleep between sends on an unmetered link; "0s" closes it as soon as nothing is in flight.',
     }
 
     def __post_init__(self) -> None:

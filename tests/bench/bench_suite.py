@@ -432,7 +432,7 @@ def drain(spool: Any, tmp: Path, label: str) -> dict[str, Any]:
     """Forward a spool to the Go sink with the real Forwarder; wall time to empty and CPU per point."""
     import threading as th
 
-    from edgecollect.exporters.base import Forwarder
+    from edgecollect.exporters.forwarder import Forwarder
     from edgecollect.exporters.upstream import TlsConfig, UpstreamConfig
     from edgecollect.telemetry import Telemetry
     from tests.support.sink import Sink

@@ -38,7 +38,7 @@ import psutil
 
 from edgecollect.batch import build_metrics, to_ipc
 from edgecollect.config import AgentConfig, BatchConfig, loads
-from edgecollect.exporters.base import Forwarder
+from edgecollect.exporters.forwarder import Forwarder
 from edgecollect.exporters.upstream import TlsConfig, UpstreamConfig
 from edgecollect.model import Resource, SeriesRegistry, attrs
 from edgecollect.runtime import Agent

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from edgecollect.batch import Rows, build_logs, build_metrics, to_ipc
-from edgecollect.exporters.base import Forwarder
+from edgecollect.exporters.forwarder import Forwarder
 from edgecollect.exporters.upstream import UpstreamConfig
 from edgecollect.model import KINDS, LogRecord, Resource, Series, SeriesRegistry, attrs
 from edgecollect.spool import Spool

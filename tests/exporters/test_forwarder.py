@@ -17,6 +17,7 @@ import pytest
 
 from edgecollect.exporters.otap import OtapExporter
 from edgecollect.exporters.otap_encode import OtapStreamEncoder
+from edgecollect.exporters.otlp_grpc import OtlpGrpcExporter
 from edgecollect.exporters.proto import arrow_service_pb2 as pb
 from edgecollect.exporters.upstream import UpstreamConfig
 from edgecollect.statusmodel import Delivered
@@ -265,7 +266,8 @@ def test_batch_that_kills_streams_goes_via_otlp(make_sink: Any, filler: Filler) 
     after = [filler.metrics(30) for _ in range(3)]
 
     def factory(cfg: UpstreamConfig, telemetry: Telemetry, wake: Any) -> OtapExporter:
-        return OtapExporter(cfg, telemetry, wake, encoder_factory=lambda s: CorruptingEncoder(s))
+        return OtapExporter(cfg, telemetry, wake, fallback=OtlpGrpcExporter,
+                            encoder_factory=lambda s: CorruptingEncoder(s))
 
     with forwarding(config(sink.grpc_address, poison_threshold=3), filler, exporter_factory=factory):
         wait_until(lambda: spool_empty(filler), 60, "the spool to drain")

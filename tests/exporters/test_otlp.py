@@ -25,9 +25,11 @@ from edgecollect import __version__
 from edgecollect.batch import Rows, build_logs, build_metrics
 from edgecollect.buffer import FLAG_INT
 from edgecollect.errors import UpstreamFault
-from edgecollect.exporters.base import DrainRate, Outgoing, TokenBucket, backoff_delay
-from edgecollect.exporters.otlp import OtlpHttpExporter, retry_after, rpc_failure, status_message
+from edgecollect.exporters.contracts import Outgoing
+from edgecollect.exporters.grpcplumbing import rpc_failure
+from edgecollect.exporters.otlp_http import OtlpHttpExporter, retry_after, status_message
 from edgecollect.exporters.otlp_map import logs_request, metrics_request
+from edgecollect.exporters.pacing import DrainRate, TokenBucket, backoff_delay
 from edgecollect.exporters.upstream import TlsConfig, UpstreamConfig, parse_endpoint, resolve_headers
 from edgecollect.model import LogRecord, Resource, Series, SeriesRegistry, attrs
 from edgecollect.telemetry import Telemetry

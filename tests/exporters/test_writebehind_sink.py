@@ -19,7 +19,7 @@ import pytest
 
 from edgecollect.batcher import Batcher
 from edgecollect.buffer import Ring
-from edgecollect.exporters.base import Forwarder
+from edgecollect.exporters.forwarder import Forwarder
 from edgecollect.exporters.upstream import UpstreamConfig
 from edgecollect.model import Resource, Series, SeriesRegistry, attrs
 from edgecollect.spool import Spool

@@ -1,19 +1,14 @@
-"""The upstream side's contracts and the forwarder that drains the spool (design.md, "exporter").
+"""The forwarder: the exporter thread that drains the spool (design.md, "exporter").
 
-Owns: the `Delivery` verdict an exporter returns for one spooled batch,
-the `Exporter` protocol, and `Forwarder`, the exporter thread. The forwarder is the only code that
-deletes from the spool, and only on an `ok` Delivery (invariant 3); a `reject` quarantines the
-batch (never loop on poison); a `retry` leaves it spooled and backs off (capped, jittered,
-exponential) for as long as the spool holds data.
+Owns: the order and pace of what leaves (gather.py, pacing.py), the window of batches in flight,
+and what a verdict does to the spool. The forwarder is the only code that deletes from the spool,
+and only on an `ok` Delivery (invariant 3); a `reject` quarantines the batch (never loop on
+poison); a `retry` leaves it spooled and backs off (capped, jittered, exponential) for as long as
+the spool holds data. The exporter it drives comes from registry.py, by `upstream.protocol`.
 
 Must never: delete a batch the upstream did not acknowledge; busy-loop while offline (it sleeps
 on the stop event, and after a failure it probes with one batch per signal until an ok); log a
 header value (only where it comes from, via configtypes.redact).
-
-Exporters are asynchronous because OTAP is a window of in-flight BARs on a stream: `submit()`
-hands over one batch (it may block for a unary call), `poll()` returns the verdicts reached so
-far, and the `wake` callback given at construction is called from any thread when a verdict
-arrives so the forwarder stops waiting.
 """
 
 from __future__ import annotations
@@ -22,138 +17,28 @@ import logging
 import random
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 from edgecollect.coalesce import coalesce
 from edgecollect.errors import SpoolFault
+from edgecollect.exporters.contracts import SIGNALS, Delivery, ExporterFactory, Outgoing, Signal
 from edgecollect.exporters.gather import Gatherer
-from edgecollect.exporters.upstream import UpstreamConfig
-from edgecollect.format import SIGNALS, Signal
+from edgecollect.exporters.pacing import DrainRate, TokenBucket, backoff_delay
+from edgecollect.exporters.registry import make_exporter
 from edgecollect.statusmodel import Backlog, Delivered, UpstreamStatus
 from edgecollect.telemetry import Telemetry
 from edgecollect.writebehind import HELD_BASE
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from edgecollect.compaction import Compactor
+    from edgecollect.exporters.upstream import UpstreamConfig
     from edgecollect.spool import Spool
     from edgecollect.writebehind import WriteBehind
 
 log = logging.getLogger(__name__)
 
 State = Literal["idle", "connected", "fallback", "backoff", "offline"]
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One spooled batch on its way out."""
-
-    spool_id: int
-    signal: Signal
-    batch: pa.RecordBatch
-    points: int
-
-
-Outcome = Literal["ok", "retry", "reject"]
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """An exporter's verdict on one spooled batch. Only `ok` lets the forwarder delete it."""
-
-    spool_id: int
-    outcome: Outcome
-    reason: str = "ok"  # counter label from a closed set: grpc code name, "connect", "tls", "http_4xx", ...
-    detail: str = ""  # human-readable; may name endpoint and files, never a header value
-    via: str = ""  # the protocol that carried it: otap | otlp_grpc | otlp_http
-    backoff: bool = True  # retry only: wait first (False: resend at once, e.g. stream rotation)
-    reachable: bool = True  # retry only: False when no connection could be made at all
-    retry_after_s: float | None = None  # the peer's own hint (HTTP Retry-After)
-
-
-class Exporter(Protocol):
-    protocol: str
-
-    def submit(self, item: Outgoing) -> None: ...
-
-    def poll(self) -> list[Delivery]: ...
-
-    def modes(self) -> dict[str, str]: ...
-
-    def close(self, timeout_s: float) -> list[Delivery]: ...
-
-
-ExporterFactory = Callable[[UpstreamConfig, Telemetry, Callable[[], None]], Exporter]
-
-
-def make_exporter(cfg: UpstreamConfig, telemetry: Telemetry, wake: Callable[[], None]) -> Exporter:
-    # Imported here: otap and otlp import this module for Delivery and the config.
-    if cfg.protocol == "otap":
-        from edgecollect.exporters.otap import OtapExporter
-
-        return OtapExporter(cfg, telemetry, wake)
-    if cfg.protocol == "otlp_grpc":
-        from edgecollect.exporters.otlp import OtlpGrpcExporter
-
-        return OtlpGrpcExporter(cfg, telemetry, wake)
-    from edgecollect.exporters.otlp import OtlpHttpExporter
-
-    return OtlpHttpExporter(cfg, telemetry, wake)
-
-
-def backoff_delay(failures: int, initial_s: float, max_s: float, rng: random.Random) -> float:
-    """Capped exponential backoff with jitter in [delay/2, delay], so gateways don't retry in step."""
-    delay = min(max_s, initial_s * 2.0 ** min(failures - 1, 30))
-    return rng.uniform(delay / 2, delay)
-
-
-class TokenBucket:
-    """Points/s cap. A batch is indivisible, so the bucket may go into debt and then waits it off."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self._clock = clock
-        self._tokens = rate
-        self._at = clock()
-
-    def wait_s(self) -> float:
-        """Seconds until a batch may go (0 when now)."""
-        now = self._clock()
-        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        return 0.0 if self._tokens > 0 else -self._tokens / self.rate
-
-    def take(self, points: int) -> None:
-        self._tokens -= points
-
-
-class DrainRate:
-    """Points acknowledged per second over the last `window_s`."""
-
-    def __init__(self, window_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._window = window_s
-        self._clock = clock
-        self._events: deque[tuple[float, int]] = deque()
-        self._start = clock()
-        self._lock = threading.Lock()
-
-    def add(self, points: int) -> None:
-        with self._lock:
-            self._events.append((self._clock(), points))
-
-    def rate(self) -> float:
-        now = self._clock()
-        with self._lock:
-            while self._events and self._events[0][0] < now - self._window:
-                self._events.popleft()
-            total = sum(p for _, p in self._events)
-        span = min(self._window, max(now - self._start, 1e-3))
-        return total / span
-
 
 
 @dataclass(slots=True)
@@ -261,8 +146,9 @@ class Forwarder:
         # Deliveries and notify() set the wake event, so this returns as soon as there is work.
         timeout = self._rate_wait() or (ACTIVE_WAIT_S if self._in_flight else IDLE_WAIT_S)
         deadline = self._behind.deadline() if self._behind is not None else None
-        if deadline is not None:
-            timeout = min(timeout, max(0.0, deadline - time.monotonic()))
+        for at in (deadline, self._exporter.wake_at()):  # the hold's next cut; an idle connection to close
+            if at is not None:
+                timeout = min(timeout, max(0.0, at - time.monotonic()))
         self._wake.wait(timeout)
 
     def _compact(self) -> None:
@@ -400,7 +286,7 @@ class Forwarder:
             self._failures = 0
             self._probing = False
             modes = self._exporter.modes().values()
-            fallback = d.via != self._cfg.protocol or any("fallback" in m for m in modes)
+            fallback = d.via != self._cfg.protocol or any(mode.fallback for mode in modes)
             self._set_state("fallback" if fallback else "connected", "")
         elif d.outcome == "reject":
             log.warning("upstream %s rejected spool batch %d (%s): %s; quarantined",
@@ -476,7 +362,7 @@ class Forwarder:
             endpoint=self._cfg.endpoint,
             protocol=self._cfg.protocol,
             state=state,
-            modes=self._exporter.modes(),
+            modes={signal: mode.value for signal, mode in self._exporter.modes().items()},
             last_error=error,
             last_error_at=error_at or None,
             retry_in_s=round(max(0.0, self._resume_at - time.monotonic()), 3),
