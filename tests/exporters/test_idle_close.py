@@ -47,7 +47,7 @@ def test_an_idle_connection_is_closed_and_reopened_for_the_next_batch(
         wait_until(lambda: spool_empty(filler), 30, "the later batches to be acknowledged")
         assert channel.opened == 2
         wait_until(lambda: not channel.is_open, 30, "the channel to be closed again")
-        assert fwd.status()["modes"] == {"metrics": protocol, "logs": protocol}
+        assert fwd.status().modes == {"metrics": protocol, "logs": protocol}
     assert_all_arrived(filler.values, metric_values(sink.records("metrics")), "idle close")
 
 
