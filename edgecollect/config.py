@@ -44,7 +44,7 @@ from edgecollect.configtypes import (
     type_name,
 )
 from edgecollect.errors import ConfigError
-from edgecollect.sources.host import HostConfig
+from edgecollect.sources.hostconfig import HostConfig
 from edgecollect.sources.sysfs.config import SysfsConfig
 from edgecollect.tomlpos import PathKey, dotted, key_lines, line_of
 

@@ -26,7 +26,7 @@ from typing import Any, Literal, NamedTuple
 
 from edgecollect.config import ARRAY_SOURCES, AgentConfig, BatchConfig, BufferConfig, SpoolConfig
 from edgecollect.configtypes import Duration, Key, Size, key_docs, split_range
-from edgecollect.sources.host import HostConfig
+from edgecollect.sources.hostconfig import HostConfig
 
 HEADER = """\
 # edgecollect reference configuration.

@@ -25,7 +25,6 @@ from edgecollect.config import Config
 from edgecollect.model import SeriesRegistry
 from edgecollect.resource import boot_id, detect
 from edgecollect.sources.base import SourceContext
-from edgecollect.sources.host import HostSource
 from edgecollect.sources.selftelemetry import SelfTelemetrySource
 from edgecollect.spool import Spool
 from edgecollect.telemetry import Telemetry
@@ -128,6 +127,8 @@ class Agent:
     def _build_sources(self) -> None:
         srcs = self.cfg.sources
         if srcs.host.enabled:
+            from edgecollect.sources.host import HostSource  # psutil only when host metrics are on
+
             self.add_source("host", "host", lambda ctx: HostSource(srcs.host, ctx), srcs.host.max_series)
         if srcs.mqtt:
             from edgecollect.sources.mqtt import MqttSource  # paho is imported only when used
