@@ -34,7 +34,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("exporters", ("edgecollect.exporters",)),
     ("wiring", ("edgecollect.config", "edgecollect.configdoc", "edgecollect.runtime",
                 "edgecollect.supervisor", "edgecollect.spooltool", "edgecollect.cli", "edgecollect.__main__",
-                "edgecollect.opamp", "edgecollect.statelock", "edgecollect.signals")),
+                "edgecollect.opamp", "edgecollect.statelock", "edgecollect.signals",
+                "edgecollect.clockchange")),
 )
 
 # Import circles that exist today, each as the set of modules in it. The exporters import each
