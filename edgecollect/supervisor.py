@@ -70,6 +70,8 @@ class Supervisor:
 
     def run(self) -> int:
         return_large_frees()  # rejected big payloads and replaced pipelines leave no RSS behind
+        # Armed before the first pipeline (and its ClockWatcher) exists, so no step after that is missed.
+        alarm = self._open_clock_alarm()
         if self._cfg.opamp is not None:
             from edgecollect.opamp.files import startup_config
 
@@ -85,7 +87,6 @@ class Supervisor:
         # READY=1 once the sources run: systemd orders dependants and starts the watchdog here.
         self._notify.ready(self._status_text(agent))
         beat_every = self._notify.watchdog_interval_s()
-        alarm = self._open_clock_alarm()
         polls = ClockPollSchedule(notified=alarm is not None)
         now = time.monotonic()
         next_beat = now if beat_every is not None else None
