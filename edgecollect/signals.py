@@ -61,18 +61,21 @@ class Wakeup:
         self._reload = False
         return True
 
-    def wait(self, timeout_s: float | None) -> None:
-        """Sleep until a request arrives or `timeout_s` passes (None: no deadline)."""
+    def wait(self, timeout_s: float | None, watch: int | None = None) -> bool:
+        """Sleep until a request arrives, `timeout_s` passes (None: no deadline) or the descriptor
+        `watch` turns readable; True if it did (the caller reads it)."""
         if self._stop or self._reload:
-            return
+            return False
         # A signal writes to the pipe twice over: from C (set_wakeup_fd, whatever thread took it)
         # and from the Python handler (_poke). If the handler has not run yet when the flags are
         # read, its own byte wakes the next wait() at once.
-        readable, _, _ = select.select([self._read_fd], [], [], timeout_s)
-        if readable:
+        fds = [self._read_fd] if watch is None else [self._read_fd, watch]
+        readable, _, _ = select.select(fds, [], [], timeout_s)
+        if self._read_fd in readable:
             with contextlib.suppress(BlockingIOError, OSError):
                 while os.read(self._read_fd, 64):
                     pass
+        return watch is not None and watch in readable
 
     def install(self) -> None:
         """SIGTERM and SIGINT request a stop, SIGHUP a reload (main thread only)."""

@@ -5,10 +5,12 @@ when systemd armed one), the summary line, a clock poll — or until a stop/relo
 (`signals.Wakeup`). Nothing due means no wake-up: an idle agent's main thread sleeps for the whole
 summary interval instead of ticking every second.
 
-Clock polls: every second while the wall clock is unsynchronised (that is when NTP's first step
-comes, and the poll interval bounds how ambiguous a step's edge is), every CLOCK_POLL_SYNCED_S once
-it is synchronised (rows stamped then are not flagged, so a later step has nothing to repair; the
-poll only notices a loss of sync or a manual step).
+Clock polls (clockchange.py): the kernel wakes the loop when the wall clock is set (a timerfd
+cancelled on clock changes), so a step is polled at once; what is left to poll for is the clock
+turning synchronised without a step, polled from every second backing off to every 30 s while
+nothing changes. Once synchronised, every 30 s (rows stamped then are not flagged: the poll only
+notices a loss of sync). Where the kernel cannot wake us, every second while unsynchronised, as
+that poll is then what bounds how ambiguous a step's edge is.
 
 A reload tears the old pipeline down completely before the new one starts (Agent.close): its
 threads joined, its rings and counters released, its reference cycles collected at once, so RSS
@@ -24,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from edgecollect.clockchange import ClockAlarm, ClockChangeAlarm, ClockPollSchedule
 from edgecollect.config import Config, load
 from edgecollect.errors import ConfigError
 from edgecollect.heap import return_large_frees
@@ -35,8 +38,6 @@ from edgecollect.statusmodel import AgentStatus
 from edgecollect.statustext import notify_line
 
 log = logging.getLogger("edgecollect")
-CLOCK_POLL_UNSYNCED_S = 1.0
-CLOCK_POLL_SYNCED_S = 30.0
 
 
 class Supervisor:
@@ -47,15 +48,19 @@ class Supervisor:
         wakeup: Wakeup,
         make_agent: Callable[[Config], Agent],
         notifier: Notifier | None = None,
+        clock_alarm: Callable[[], ClockAlarm | None] = ClockChangeAlarm.open,
     ) -> None:
         self._cfg = cfg
         self._path = config_path
         self._wakeup = wakeup
         self._make_agent = make_agent
         self._notify = notifier or Notifier()
+        self._open_clock_alarm = clock_alarm
         self._status: StatusServer | None = None
         self._agent: Agent | None = None  # the running pipeline, for the status snapshot
         self.wakeups = 0  # main-loop wake-ups, for the footprint benchmark and tests
+        self.clock_polls = 0  # ClockWatcher polls, and clock changes the kernel reported (tests)
+        self.clock_changes = 0
         # A reload asked for by another thread (OpAMP) with its own config and a completion callback.
         self._requested: tuple[Config, Callable[[str | None], None]] | None = None
         self._opamp: Any = None  # edgecollect.opamp.client.OpampClient when [opamp] is configured
@@ -68,6 +73,8 @@ class Supervisor:
 
     def run(self) -> int:
         return_large_frees()  # rejected big payloads and replaced pipelines leave no RSS behind
+        # Armed before the first pipeline (and its ClockWatcher) exists, so no step after that is missed.
+        alarm = self._open_clock_alarm()
         if self._cfg.opamp is not None:
             from edgecollect.opamp.files import startup_config
 
@@ -83,14 +90,20 @@ class Supervisor:
         # READY=1 once the sources run: systemd orders dependants and starts the watchdog here.
         self._notify.ready(self._status_text(agent))
         beat_every = self._notify.watchdog_interval_s()
+        polls = ClockPollSchedule(notified=alarm is not None)
         now = time.monotonic()
         next_beat = now if beat_every is not None else None
         next_summary = now + agent.cfg.agent.summary_interval
-        next_clock = now + self._clock_poll_s(agent)
+        next_clock = now + polls.after_poll(self._clock_synced(agent))
         while True:
             due = [next_summary, next_clock] + ([next_beat] if next_beat is not None else [])
-            self._wakeup.wait(max(0.0, min(due) - time.monotonic()))
+            timeout = max(0.0, min(due) - time.monotonic())
+            clock_set = self._wakeup.wait(timeout, alarm.fileno() if alarm is not None else None)
             self.wakeups += 1
+            if clock_set and alarm is not None and alarm.take():
+                self.clock_changes += 1
+                polls.clock_changed()
+                next_clock = time.monotonic()  # poll now: the step's edge is as sharp as this wake-up
             if self._wakeup.stop_requested:  # checked first: a stop is never lost to a reload
                 break
             if self._wakeup.take_reload():
@@ -101,7 +114,8 @@ class Supervisor:
                 self._notify.ready(self._status_text(agent))
                 now = time.monotonic()
                 next_summary = now + agent.cfg.agent.summary_interval
-                next_clock = now + self._clock_poll_s(agent)
+                polls.clock_changed()  # a new pipeline: its watcher starts from scratch
+                next_clock = now + polls.after_poll(self._clock_synced(agent))
                 if next_beat is not None:
                     next_beat = now  # a reload may have taken a while: beat at once
                 continue
@@ -112,11 +126,14 @@ class Supervisor:
                 next_beat = now + beat_every
             if now >= next_clock:
                 agent.poll_clock()
-                next_clock = now + self._clock_poll_s(agent)
+                self.clock_polls += 1
+                next_clock = now + polls.after_poll(self._clock_synced(agent))
             if now >= next_summary:
                 log.info("%s", agent.summary_line())
                 self._notify.status(self._status_text(agent))
                 next_summary = now + agent.cfg.agent.summary_interval
+        if alarm is not None:
+            alarm.close()
         log.info("%s: flushing and stopping", self._wakeup.stop_reason or "stop requested")
         self._notify.stopping("flushing rings into the spool")
         if self._opamp is not None:
@@ -125,11 +142,10 @@ class Supervisor:
         return 0
 
     @staticmethod
-    def _clock_poll_s(agent: Agent) -> float:
-        # Asked of the clock that stamps samples (not the watcher's last poll), so the first poll
-        # after samples start being flagged unsynchronised comes within a second.
-        synced = agent.clock_watcher.synced and not agent.clock.flags()
-        return CLOCK_POLL_SYNCED_S if synced else CLOCK_POLL_UNSYNCED_S
+    def _clock_synced(agent: Agent) -> bool:
+        # Asked of the clock that stamps samples too (not only the watcher's last poll), so the
+        # first poll after samples start being flagged unsynchronised comes within a second.
+        return agent.clock_watcher.synced and not agent.clock.flags()
 
     @staticmethod
     def _status_text(agent: Agent) -> str:

@@ -50,7 +50,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("forwarder", ("edgecollect.exporters.registry", "edgecollect.exporters.forwarder")),
     ("wiring", ("edgecollect.config", "edgecollect.configdoc", "edgecollect.runtime",
                 "edgecollect.supervisor", "edgecollect.spooltool", "edgecollect.cli", "edgecollect.__main__",
-                "edgecollect.opamp", "edgecollect.statelock", "edgecollect.signals")),
+                "edgecollect.opamp", "edgecollect.statelock", "edgecollect.signals",
+                "edgecollect.clockchange")),
 )
 
 # Import circles that exist today, each as the set of modules in it (none: keep it so).

@@ -2,7 +2,8 @@
 
 Each reader returns points and never raises into the loop: a reader that fails (a missing /sys
 file, a psutil error on an odd kernel) is counted under `edgecollect.host.reads{outcome}` and the
-other groups go on. Paths under /sys are read relative to `root` so tests can use fixture trees.
+other groups go on. Paths under /sys are read relative to `root` so tests can use fixture trees. Its config
+lives in hostconfig.py, so that loading a config does not import psutil.
 
 Kinds follow the conventions: utilizations and temperatures are gauges, usages are non-monotonic
 sums (`updown`), kernel counters (disk, network, CPU time) are cumulative sums starting at boot.
@@ -13,40 +14,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, ClassVar
 
 import psutil
 
-from edgecollect.configtypes import Duration, KeyDocs, Range
 from edgecollect.model import AttrValue, Kind, Point, Series, attrs
 from edgecollect.sources.base import SourceContext
-
-_TEN_SECONDS = Duration(10.0)
-
-
-@dataclass(frozen=True, slots=True)
-class HostConfig:
-    enabled: bool = True
-    interval: Annotated[Duration, Range("100ms", "1d")] = _TEN_SECONDS
-    root: str = "/"
-    per_cpu: bool = True
-    max_series: Annotated[int, Range(1, 1_000_000)] = 5_000
-
-    KEY_DOCS: ClassVar[KeyDocs] = {
-        "enabled": "Read the gateway's own CPU, memory, disk, network and temperature metrics.",
-        "interval": "How often the host metrics are read.",
-        "root": "Where /proc and /sys are found (a container with the host's mounted elsewhere; tests use "
-        "a fixture tree).",
-        "per_cpu": "Also report the utilization of each CPU core, not only the total.",
-        "max_series": "This source's share of agent.max_series.",
-    }
-
-    def __post_init__(self) -> None:
-        if self.interval <= 0:
-            raise ValueError("interval must be positive")
-
+from edgecollect.sources.hostconfig import HostConfig
 
 # Filesystems that hold no user data; their usage is noise on a gateway.
 PSEUDO_FS = frozenset({

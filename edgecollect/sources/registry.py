@@ -74,7 +74,7 @@ def unregister(kind: str) -> None:
     KINDS.pop(kind, None)
 
 
-register(SourceKind("host", "edgecollect.sources.host:HostConfig", "edgecollect.sources.host:HostSource",
+register(SourceKind("host", "edgecollect.sources.hostconfig:HostConfig", "edgecollect.sources.host:HostSource",
                     "Metrics of the gateway itself.", array=False, wanted=lambda cfg: bool(cfg.enabled)))
 register(SourceKind("sysfs", "edgecollect.sources.sysfs.config:SysfsConfig",
                     "edgecollect.sources.sysfs.source:SysfsSource",

@@ -88,3 +88,35 @@ def test_otap_only_config_imports_grpc_but_no_other_feature(tmp_path: Path, go_s
     assert loaded(modules, ("grpc", "edgecollect.exporters.otap")) != []  # the exporter did run
     for feature, names in NEVER_UNLESS_CONFIGURED.items():
         assert loaded(modules, names) == [], feature
+
+
+CHECK_CONFIG = """
+import sys
+from edgecollect.cli import main
+code = main(["check-config", sys.argv[1]])
+print(" ".join(sorted(m for m, v in list(sys.modules.items()) if v is not None)))
+sys.exit(code)
+"""
+
+
+def test_check_config_imports_no_library_of_the_data_path(tmp_path: Path) -> None:
+    # A config that turns every heavy feature on: checking it still loads none of their libraries.
+    conf = tmp_path / "agent.toml"
+    conf.write_text(f'[agent]\nstate_dir = "{tmp_path / "state"}"\n[sources.host]\ninterval = "5s"\n'
+                    '[upstream]\nendpoint = "127.0.0.1:4317"\n')
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", CHECK_CONFIG, str(conf)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    modules = set(done.stdout.split())
+    assert "edgecollect.config" in modules  # it did check
+    for names in (("psutil", "edgecollect.sources.host"), ("pyarrow",), ("grpc", "google.protobuf")):
+        assert loaded(modules, names) == [], names
+
+
+def test_host_metrics_off_imports_no_psutil(tmp_path: Path) -> None:
+    config = (f'[agent]\nstate_dir = "{tmp_path / "state"}"\nself_interval = "1s"\n[batch]\nflush_interval = "1s"\n'
+              '[sources.host]\nenabled = false\n')
+    modules = modules_after(tmp_path, config, spooled)
+    assert "edgecollect.batch" in modules  # it did run
+    assert loaded(modules, ("psutil", "edgecollect.sources.host")) == []

@@ -6,15 +6,18 @@ import dataclasses
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from edgecollect.clock import Clock
+from edgecollect.clockchange import ClockAlarm, ClockChangeAlarm
 from edgecollect.config import Config, load
 from edgecollect.runtime import Agent
 from edgecollect.sdnotify import Notifier
 from edgecollect.signals import Wakeup
 from edgecollect.status import SOCKET_NAME
 from edgecollect.supervisor import Supervisor
+from tests.core.test_clockchange import set_wall_clock
 from tests.support.wait import eventually
 
 
@@ -27,7 +30,8 @@ def _config(state: Path) -> Path:
 
 class _Run:
     def __init__(self, path: Path, notifier: Notifier | None = None, clock: Clock | None = None,
-                 wakeup: Wakeup | None = None) -> None:
+                 wakeup: Wakeup | None = None,
+                 clock_alarm: Callable[[], ClockAlarm | None] = ClockChangeAlarm.open) -> None:
         self.wakeup = wakeup or Wakeup()
         self.made: list[Agent] = []
         self.clock_polls = 0
@@ -44,7 +48,8 @@ class _Run:
             self.made.append(agent)
             return agent
 
-        self.supervisor = Supervisor(load(str(path)), str(path), self.wakeup, make, notifier or Notifier(env={}))
+        self.supervisor = Supervisor(load(str(path)), str(path), self.wakeup, make, notifier or Notifier(env={}),
+                                     clock_alarm)
         self.code: int | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -64,15 +69,39 @@ def test_an_idle_agent_main_loop_does_not_tick(tmp_path: Path) -> None:
     run = _Run(_config(tmp_path / "state"))
     assert eventually(lambda: (tmp_path / "state" / SOCKET_NAME).exists())
     time.sleep(3.0)  # the old loop woke every second; nothing is due for 30 s (clock) and 1 h (summary)
-    assert run.supervisor.wakeups == 0
+    # A clock step (another test on this machine stepping it) is an event, not a tick.
+    assert run.supervisor.wakeups - run.supervisor.clock_changes == 0
     assert run.finish() == 0
-    assert run.supervisor.wakeups == 1  # the stop request itself
+    assert run.supervisor.wakeups - run.supervisor.clock_changes == 1  # the stop request itself
 
 
-def test_an_unsynchronised_clock_is_polled_every_second(tmp_path: Path) -> None:
+def test_an_unsynchronised_clock_is_polled_every_second_where_the_kernel_cannot_report_steps(
+        tmp_path: Path) -> None:
+    run = _Run(_config(tmp_path / "state"), clock=Clock(synced=lambda: False), clock_alarm=lambda: None)
+    try:
+        assert eventually(lambda: run.clock_polls >= 5), "the watcher is polled while the clock is unsynced"
+    finally:
+        assert run.finish() == 0
+
+
+def test_an_unsynchronised_clock_is_still_polled_with_the_kernel_alarm(tmp_path: Path) -> None:
+    # Backing off from 1 s: the turn to "synchronised" without a step is only seen by polling.
     run = _Run(_config(tmp_path / "state"), clock=Clock(synced=lambda: False))
     try:
-        assert eventually(lambda: run.clock_polls >= 3), "the watcher is polled while the clock is unsynced"
+        assert eventually(lambda: run.clock_polls >= 2), "the watcher is polled while the clock is unsynced"
+    finally:
+        assert run.finish() == 0
+
+
+def test_a_clock_step_wakes_the_main_loop_to_poll_the_watcher(tmp_path: Path) -> None:
+    # A synchronised clock is polled every 30 s; a real clock set (to its own reading) is polled at once.
+    run = _Run(_config(tmp_path / "state"))
+    try:
+        assert eventually(lambda: (tmp_path / "state" / SOCKET_NAME).exists())
+        polls = run.clock_polls
+        set_wall_clock()
+        assert eventually(lambda: run.supervisor.clock_changes >= 1 and run.clock_polls > polls, 10.0), \
+            "the kernel's clock-change alarm did not reach the main loop"
     finally:
         assert run.finish() == 0
 
