@@ -38,10 +38,12 @@ from edgecollect.configtypes import resolve_secret
 from edgecollect.errors import SourceFault
 from edgecollect.model import Parsed
 from edgecollect.sources.base import SourceContext
+from edgecollect.sources.mqtt import netio
 from edgecollect.sources.mqtt.closing import finish
 from edgecollect.sources.mqtt.config import MqttConfig
 from edgecollect.sources.mqtt.emit import KeyGuard, PointEmitter
 from edgecollect.sources.mqtt.formats import DEFAULT_PREFIXES, PARSERS, Message, Metadata, Parser, Rule
+from edgecollect.sources.mqtt.netio import ChunkedClient
 from edgecollect.sources.mqtt.pacing import FlushPacer
 
 log = logging.getLogger(__name__)
@@ -141,7 +143,7 @@ class MqttSource:
         """One paho client for the source's life: connect() reuses it and resets its sockets."""
         cfg = self._cfg
         v5 = cfg.protocol == "5"
-        client = mqtt.Client(
+        client = ChunkedClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self._client_id(),
             clean_session=None if v5 else cfg.clean_start,
@@ -205,6 +207,7 @@ class MqttSource:
             rc = client.loop(timeout=0.02 if waiting else 0.5)
             was_up = was_up or self._connected
             self._ack_durable(client)
+            netio.flush(client)
             if waiting:
                 self._maybe_request_flush()
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -222,6 +225,7 @@ class MqttSource:
             if client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
             self._ack_durable(client)
+            netio.flush(client)
         return was_up
 
     def _close(self, client: mqtt.Client) -> None:
@@ -278,7 +282,7 @@ class MqttSource:
     def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         # Only after our DISCONNECT: a lost connection has nothing to save and must not linger.
         if self._disconnecting:
-            finish(sock)
+            finish(netio.raw_socket(sock))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._pacer.message(time.monotonic())
