@@ -3,6 +3,7 @@ of what the general path (key guard + SourceContext.emit) stores, refuses or cou
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -106,3 +107,26 @@ def test_a_steady_json_stream_reuses_series_and_ids() -> None:
     drained = ctx.ring.drain()
     assert list(drained.series_ids) == [0, 1] * 3 and len(ctx.series) == 2
     assert ctx.series.series(0) == Series("a", "1", "gauge", (("device.id", "d1"),))
+
+
+def test_a_json_object_reads_as_the_flattened_document_in_its_order() -> None:
+    """The flat-object shortcut of formats/json.py must give what the general flatten path gives."""
+    from edgecollect.sources.mqtt.formats.common import Builder, Json, Message, Metadata, Rule, flatten
+    from edgecollect.sources.mqtt.formats.json import _leaves, parse
+
+    cfg = SubscribeConfig(topic="s/{device}", format="json", time_key="ts")
+    src = MqttSource(MqttConfig(subscribe=(cfg,)), make_context())
+    rule = src._rules[0][0]
+    doc: Json = {"a": 1, "b": {"c": 2.5, "d": [3, "on"]}, "": 4, "ts": 1_700_000_000, "e": "hello", "f": True,
+           "g": [5.5, 6], "h": None, "i": 1 << 70, "j": 7.25}
+    payload = json.dumps(doc).encode()
+    got = parse(Message("s/x", payload, {"device": "x"}, False, 10**18), rule, Metadata())
+    general = Builder(Message("s/x", payload, {"device": "x"}, False, 10**18), Rule.build(
+        cfg, "", {}, "if_recent", 300.0, 8))
+    _leaves(general, general.rule, flatten(doc, 8), "x", "ts", 1_700_000_000 * 10**9)
+    want = general.result("no_reading")
+    assert [(p.series, p.value, p.time_ns) for p in got.points] == [
+        (p.series, p.value, p.time_ns) for p in want.points]
+    assert [p.series.name for p in got.points] == ["a", "b.c", "b.d", "b.d", "x", "f", "g", "g", "j"]
+    assert [(r.body, dict(r.attributes)["mqtt.key"]) for r in got.logs] == [("hello", "e")]
+    assert got.outcome == want.outcome == "number_range"  # 1 << 70 is refused, the rest kept
