@@ -178,7 +178,7 @@ def floor_run(host: str, port: int, driver: str, seconds: float) -> tuple[float,
             taken += len(mids)
             mids.clear()
             if driver == "netio":
-                netio.flush(client)
+                netio.flush_writes(client)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()

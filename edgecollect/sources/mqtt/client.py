@@ -38,12 +38,11 @@ from edgecollect.configtypes import resolve_secret
 from edgecollect.errors import SourceFault
 from edgecollect.model import Parsed
 from edgecollect.sources.base import SourceContext
-from edgecollect.sources.mqtt import netio
 from edgecollect.sources.mqtt.closing import finish
 from edgecollect.sources.mqtt.config import MqttConfig
 from edgecollect.sources.mqtt.emit import KeyGuard, PointEmitter
 from edgecollect.sources.mqtt.formats import DEFAULT_PREFIXES, PARSERS, Message, Metadata, Parser, Rule
-from edgecollect.sources.mqtt.netio import ChunkedClient
+from edgecollect.sources.mqtt.netio import ChunkedClient, flush_writes, raw_socket
 from edgecollect.sources.mqtt.pacing import FlushPacer
 
 log = logging.getLogger(__name__)
@@ -207,7 +206,7 @@ class MqttSource:
             rc = client.loop(timeout=0.02 if waiting else 0.5)
             was_up = was_up or self._connected
             self._ack_durable(client)
-            netio.flush(client)
+            flush_writes(client)
             if waiting:
                 self._maybe_request_flush()
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -225,7 +224,7 @@ class MqttSource:
             if client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
             self._ack_durable(client)
-            netio.flush(client)
+            flush_writes(client)
         return was_up
 
     def _close(self, client: mqtt.Client) -> None:
@@ -282,7 +281,7 @@ class MqttSource:
     def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         # Only after our DISCONNECT: a lost connection has nothing to save and must not linger.
         if self._disconnecting:
-            finish(netio.raw_socket(sock))
+            finish(raw_socket(sock))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._pacer.message(time.monotonic())

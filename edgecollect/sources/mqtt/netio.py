@@ -116,7 +116,7 @@ class ChunkedClient(mqtt.Client):
     """paho's client on a `ChunkedSocket`; its `loop()` is `step()`.
 
     Writes made outside a step (acks sent after the batcher reported durability) wait in the
-    socket until `flush(client)` or the end of the next step."""
+    socket until `flush_writes(client)` or the end of the next step."""
 
     def _create_socket(self) -> Any:
         return ChunkedSocket(super()._create_socket())
@@ -158,7 +158,7 @@ def step(client: mqtt.Client, timeout: float) -> MQTTErrorCode:
     return finish_step(client, sock)
 
 
-def flush(client: mqtt.Client) -> None:
+def flush_writes(client: mqtt.Client) -> None:
     """Write what paho queued since the step (our acks) now; a failure shows at the next step."""
     sock = client.socket()
     if isinstance(sock, ChunkedSocket):
