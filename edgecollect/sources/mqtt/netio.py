@@ -31,7 +31,7 @@ from paho.mqtt.enums import MQTTErrorCode
 
 CHUNK = 65536  # bytes asked of the kernel per read: dozens of typical messages
 PACKETS_PER_STEP = 1000  # whole packets handled per step before acks, writes and keepalive run
-CLOSE_WAIT_S = 1.0  # how long a close waits for room to write what is queued (the DISCONNECT)
+CLOSE_WAIT_S = 1.0  # how long our disconnect waits for room to write what is queued (DISCONNECT)
 
 
 class ChunkedSocket:
@@ -105,7 +105,10 @@ class ChunkedSocket:
         self.raw.setblocking(flag)
 
     def close(self) -> None:
-        self.flush(CLOSE_WAIT_S)  # a DISCONNECT paho just "sent" goes out before the close
+        # Best effort, without waiting: a lost connection has nothing worth a delay before the
+        # reconnect. Our own DISCONNECT was already flushed, with a wait, by `raw_socket()` in the
+        # socket-close callback.
+        self.flush()
         self.raw.close()
 
     def __getattr__(self, name: str) -> Any:
