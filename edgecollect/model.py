@@ -156,6 +156,10 @@ class SeriesRegistry:
                 budget.used += 1
             return new_id
 
+    def lookup(self, series: Series) -> int | None:
+        """The id of an interned `series`, or None; never interns or charges a budget."""
+        return self._ids.get(series)
+
     def series(self, series_id: int) -> Series:
         return self._entries[series_id].series
 

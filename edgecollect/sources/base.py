@@ -177,6 +177,13 @@ class SourceContext:
             self.ring.note_token(token)
         return len(rows)
 
+    def emit_rows(self, rows: Sequence[tuple[int, int, int | float, int]], token: int = 0) -> None:
+        """Buffer ready ring rows (series id, time ns, value, flags) atomically under `token`.
+        For a source that already holds the ids `emit` gave its series (the MQTT hot path): it
+        skips the registry and the series budget, which admitted those series before, so it is
+        the source's job to count what it buffers."""
+        self.ring.extend(rows, token)
+
     def note_token(self, token: int) -> None:
         """The message under `token` buffered nothing (all refused): acks later cover it in order."""
         if token:

@@ -1,6 +1,6 @@
 """MQTT source throughput on one core: Tasmota-like JSON at QoS 0 and QoS 1, and CPU µs per message.
 
-Run: python -m tests.bench.bench_mqtt [--messages N]
+Run: python -m tests.bench.bench_mqtt [--messages N] [--floor SECONDS]
 
 1. parse: `MqttSource.handle` + `ctx.emit` in a loop (no network): CPU µs per message.
 2. broker: a real mosquitto on loopback. N messages are queued for the source's persistent session
@@ -9,6 +9,12 @@ Run: python -m tests.bench.bench_mqtt [--messages N]
    QoS 1 acks follow durability: a stand-in batcher thread drains the ring every 20 ms and marks it
    durable (no fsync here: the spool's cost is measured by its own benchmark).
 Prints messages/s (wall), CPU µs per message (process time / messages) and the machine.
+
+`--floor SECONDS` instead measures what paho alone costs at profile C's load (bench_footprint: JSON
+QoS 1 at 2,000 msg/s from a paced publisher, through mosquitto) with an on_message that only
+records the message id for its ack: once driven by paho's own `loop()`, once by the source's
+`netio` (chunked reads, acks written together). No parsing, no ring, no batcher: the per-message
+CPU the source cannot go below without replacing paho's packet handling.
 """
 
 from __future__ import annotations
@@ -149,10 +155,74 @@ def bench_broker(port: int, qos: int, n: int, protocol: str) -> None:
           f"{cpu / n * 1e6:.1f} CPU µs/msg  (outcomes {messages.snapshot()})")
 
 
+def floor_run(host: str, port: int, driver: str, seconds: float) -> tuple[float, float]:
+    """(msg/s, CPU µs/msg) of paho alone, driven by `driver` ("paho loop()" or "netio")."""
+    from edgecollect.sources.mqtt import netio
+
+    mids: list[int] = []
+    cls = netio.ChunkedClient if driver == "netio" else mqtt.Client
+    client = cls(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"floor-{driver[:5]}",
+                 clean_session=True, manual_ack=True)
+    client.on_message = lambda c, u, msg: mids.append(msg.mid)
+    client.connect(host, port)
+    client.subscribe("floor/+", 1)
+    taken = 0
+    stop = threading.Event()
+
+    def serve() -> None:
+        nonlocal taken
+        while not stop.is_set():
+            client.loop(timeout=0.5)
+            for mid in mids:
+                client.ack(mid, 1)
+            taken += len(mids)
+            mids.clear()
+            if driver == "netio":
+                netio.flush_writes(client)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    time.sleep(5)  # warm-up
+    n0, cpu0, wall0 = taken, time.process_time(), time.perf_counter()
+    time.sleep(seconds)
+    n, cpu, wall = taken - n0, time.process_time() - cpu0, time.perf_counter() - wall0
+    stop.set()
+    thread.join(10)
+    client.disconnect()
+    return n / wall, cpu / max(n, 1) * 1e6
+
+
+def bench_floor(seconds: float, rate: int = 2_000) -> None:
+    """paho receiving `rate` msg/s QoS 1 with an empty on_message: paho loop() vs netio."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Broker(Path(tmp))  # the footprint benchmark's broker settings
+        broker.start()
+        pub = subprocess.Popen([sys.executable, "-m", "tests.bench.bench_suite", "publish", broker.host,
+                                str(broker.port), "floor", str(rate), str(2 * (seconds + 10) + 10)])
+        try:
+            for driver in ("paho loop()", "netio"):
+                per_s, us = floor_run(broker.host, broker.port, driver, seconds)
+                print(f"floor       paho alone, {driver:11s} QoS 1 {per_s:,.0f} msg/s  {us:.1f} CPU µs/msg  "
+                      "(empty on_message, acks per loop turn)")
+        finally:
+            pub.terminate()
+            pub.wait(10)
+            broker.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=50_000)
+    parser.add_argument("--floor", type=float, default=0.0, metavar="SECONDS",
+                        help="measure paho alone at 2,000 msg/s for SECONDS per driver instead")
     args = parser.parse_args()
+    if args.floor:
+        print(f"machine: {platform.machine()} {platform.processor() or '?'}, {os.cpu_count()} CPUs, "
+              f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+        bench_floor(args.floor)
+        return
     tmp = tempfile.TemporaryDirectory()
     broker = start_broker(Path(tmp.name))  # before pinning: the broker must not share our core
     port = broker.port

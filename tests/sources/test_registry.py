@@ -159,3 +159,17 @@ def test_the_wiring_names_no_source_kind() -> None:
                     f"{module} names {node.value!r}"
             if isinstance(node, ast.Attribute):
                 assert node.attr not in kinds, f"{module} reads .{node.attr}"
+
+
+def test_sources_reach_the_pipeline_only_through_their_context() -> None:
+    """No source module touches `ctx.ring` (or any `.ring`): SourceContext is the one door, so a
+    change of the buffer stage never reaches into a source."""
+    package = Path(__file__).resolve().parents[2] / "edgecollect" / "sources"
+    reached = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "base.py" and path.parent == package:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "ring":
+                reached.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert reached == []

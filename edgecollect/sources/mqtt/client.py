@@ -31,7 +31,6 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -41,11 +40,13 @@ from paho.mqtt.properties import Properties
 
 from edgecollect.configtypes import resolve_secret
 from edgecollect.errors import SourceFault
-from edgecollect.model import Parsed, Point, Series
+from edgecollect.model import Parsed
 from edgecollect.sources.base import SourceContext
 from edgecollect.sources.mqtt.closing import finish
 from edgecollect.sources.mqtt.config import MqttConfig
+from edgecollect.sources.mqtt.emit import KeyGuard, PointEmitter
 from edgecollect.sources.mqtt.formats import DEFAULT_PREFIXES, PARSERS, Message, Metadata, Parser, Rule
+from edgecollect.sources.mqtt.netio import ChunkedClient, flush_writes, raw_socket
 from edgecollect.sources.mqtt.pacing import FlushPacer
 
 log = logging.getLogger(__name__)
@@ -55,46 +56,6 @@ FLUSH_REQUEST_EVERY_S = 0.05  # at most one early-cut request this often
 # this allowance could hide a payload just under max_payload; such topics are not seen in practice.
 PACKET_OVERHEAD = 4096
 MQTT_MAX_PACKET = 268_435_455  # the largest Remaining Length MQTT can encode
-
-
-class KeyGuard:
-    """Caps distinct series per `device.id` (and devices tracked), so unknown JSON cannot explode."""
-
-    def __init__(self, per_device: int, max_devices: int, max_total: int = 100_000) -> None:
-        self._per_device = per_device
-        self._max_devices = max_devices
-        self._max_total = max_total  # the guard's own memory bound, whatever the two limits multiply to
-        self._admitted: set[Series] = set()
-        self._counts: dict[str, int] = {}
-
-    def filter(self, points: Sequence[Point]) -> tuple[list[Point], int]:
-        """(points admitted, number rejected)."""
-        out: list[Point] = []
-        rejected = 0
-        admitted = self._admitted
-        for point in points:
-            series = point.series
-            if series in admitted:
-                out.append(point)
-                continue
-            device = ""
-            for key, value in series.attributes:
-                if key == "device.id":
-                    device = str(value)
-                    break
-            count = self._counts.get(device)
-            if count is None:
-                if len(self._counts) >= self._max_devices:
-                    rejected += 1
-                    continue
-                count = 0
-            if count >= self._per_device or len(admitted) >= self._max_total:
-                rejected += 1
-                continue
-            self._counts[device] = count + 1
-            admitted.add(series)
-            out.append(point)
-        return out, rejected
 
 
 class MqttSource:
@@ -111,11 +72,11 @@ class MqttSource:
             for sub in cfg.subscribe
         ]
         self._meta = Metadata()
-        self._keys = KeyGuard(cfg.max_keys_per_device, cfg.max_devices)
         self._messages = ctx.counter("messages", "outcome")
         self._connects = ctx.counter("connects", "outcome")
         self._acks = ctx.counter("acks", "outcome")
-        self._keys_rejected = ctx.counter("points_rejected", "reason")
+        self._points = PointEmitter(ctx, KeyGuard(cfg.max_keys_per_device, cfg.max_devices),
+                                    ctx.counter("points_rejected", "reason"))
         self._lock = threading.Lock()
         self._pending: deque[tuple[int, int, int, int]] = deque()  # token, generation, mid, qos
         self._durable = 0
@@ -179,7 +140,7 @@ class MqttSource:
         """One paho client for the source's life: connect() reuses it and resets its sockets."""
         cfg = self._cfg
         v5 = cfg.protocol == "5"
-        client = mqtt.Client(
+        client = ChunkedClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self._client_id(),
             clean_session=None if v5 else cfg.clean_start,
@@ -242,6 +203,7 @@ class MqttSource:
             rc = client.loop(timeout=0.02 if waiting else 0.5)
             was_up = was_up or self._connected
             self._ack_durable(client)
+            flush_writes(client)
             if waiting:
                 self._maybe_request_flush()
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -259,6 +221,7 @@ class MqttSource:
             if client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
             self._ack_durable(client)
+            flush_writes(client)
         return was_up
 
     def _close(self, client: mqtt.Client) -> None:
@@ -315,7 +278,7 @@ class MqttSource:
     def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         # Only after our DISCONNECT: a lost connection has nothing to save and must not linger.
         if self._disconnecting:
-            finish(sock)
+            finish(raw_socket(sock))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._pacer.message(time.monotonic())
@@ -351,17 +314,10 @@ class MqttSource:
 
     def _emit(self, parsed: Parsed, token: int) -> bool:
         """Hand points and logs to the ring under `token`; True if anything was buffered."""
-        points: Iterable[Point] = parsed.points
-        accepted = 0
-        if parsed.points:
-            admitted, rejected = self._keys.filter(parsed.points)
-            if rejected:
-                self._keys_rejected.inc("keys_per_device", rejected)
-            points = admitted
-            accepted = self._ctx.emit(points, token) if admitted else 0
+        accepted = self._points.emit(parsed.points, token) if parsed.points else 0
         for record in parsed.logs:
             self._ctx.emit_log(record, token)
-        if token:
+        if token and not accepted:
             self._ctx.note_token(token)  # covers a message whose points were all refused
         return accepted > 0 or bool(parsed.logs)
 

@@ -9,7 +9,7 @@ import pytest
 
 from edgecollect.model import Point, Series
 from edgecollect.sources.mqtt import MqttConfig, MqttSource, SubscribeConfig
-from edgecollect.sources.mqtt.client import KeyGuard
+from edgecollect.sources.mqtt.emit import KeyGuard
 from edgecollect.sources.mqtt.formats.homeassistant import template_path
 from edgecollect.sources.mqtt.formats.units import convert
 from edgecollect.sources.mqtt.topics import capture_attributes, compile_template

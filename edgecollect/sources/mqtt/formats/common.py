@@ -66,8 +66,17 @@ class Rule:
     retained_max_age_ns: int = 300 * 10**9
     max_depth: int = 8
     base_attrs: dict[str, AttrValue] = field(default_factory=dict)
-    # Series seen recently, so a steady stream does not rebuild and re-sort attributes per point.
-    series_cache: dict[tuple[object, ...], Series] = field(default_factory=dict)
+    # Series seen recently, so a steady stream does not rebuild and re-sort attributes per point:
+    # message attributes -> (name, unit, kind, extra attributes) -> Series. Two levels, so a message
+    # hashes its attributes once, not once per reading; at most SERIES_CACHE series in all.
+    series_cache: dict[tuple[tuple[str, AttrValue], ...], dict[tuple[object, ...], Series]] = field(
+        default_factory=dict)
+    series_cached: int = 0
+    per_key: bool = False  # include, exclude, types or units are set: each key is looked up
+
+    def __post_init__(self) -> None:
+        cfg = self.cfg
+        self.per_key = bool(cfg.include or cfg.exclude or cfg.types or cfg.units)
 
     @classmethod
     def build(
@@ -135,7 +144,7 @@ class Metadata:
 class Builder:
     """Collects one message's points and logs, applying the rule's overrides and policies."""
 
-    __slots__ = ("_base", "_base_key", "logs", "msg", "outcome", "points", "rule")
+    __slots__ = ("_base", "_series", "logs", "msg", "outcome", "points", "rule")
 
     def __init__(self, msg: Message, rule: Rule) -> None:
         self.msg = msg
@@ -146,12 +155,12 @@ class Builder:
         base: dict[str, AttrValue] = dict(rule.base_attrs)
         base.update(capture_attributes(msg.captures))
         self._base = base
-        self._base_key: tuple[tuple[str, AttrValue], ...] | None = None
+        self._series: dict[tuple[object, ...], Series] | None = None  # the cache for these attributes
 
     @property
     def base(self) -> dict[str, AttrValue]:
         """The attributes every point of this message gets; formats may add to it (e.g. device.id)."""
-        self._base_key = None
+        self._series = None
         return self._base
 
     def reject(self, reason: str) -> None:
@@ -175,40 +184,53 @@ class Builder:
 
         `start_time_ns`: when the device began counting (a cumulative total's reset time), if the
         payload says; otherwise the series starts at its first point (sources/base.py)."""
-        cfg = self.rule.cfg
-        if (cfg.include or cfg.exclude) and not self.wanted(key):
-            return
-        override = cfg.types.get(key) if cfg.types else None
-        if override is not None:
-            if override == "ignore":
+        override = None
+        if self.rule.per_key:
+            cfg = self.rule.cfg
+            if (cfg.include or cfg.exclude) and not self.wanted(key):
                 return
-            if override in ("gauge", "cumulative", "delta", "updown"):
-                kind = override
-            elif override == "state":
-                state = True
-            elif override == "log":
-                self.log(key, str(value), extra, time_ns)
-                return
-        if cfg.units and key in cfg.units:
-            unit = cfg.units[key]
+            override = cfg.types.get(key) if cfg.types else None
+            if override is not None:
+                if override == "ignore":
+                    return
+                if override in ("gauge", "cumulative", "delta", "updown"):
+                    kind = override
+                elif override == "state":
+                    state = True
+                elif override == "log":
+                    self.log(key, str(value), extra, time_ns)
+                    return
+            if cfg.units and key in cfg.units:
+                unit = cfg.units[key]
         conv: Conversion = convert(unit) if unit else IDENTITY
-        if isinstance(value, bool):
-            value = int(value)
-        if isinstance(value, int):
-            if not INT64_MIN <= value <= INT64_MAX:
-                self.reject("number_range")
-                return
-            if not conv.identity:
-                value = value * conv.scale + conv.offset
-        else:
+        scaled = conv.scale != 1.0 or conv.offset != 0.0
+        if type(value) is float:  # the common case first: no isinstance chain
             if not math.isfinite(value):
                 self.reject("not_finite")
                 return
-            if not conv.identity:
+            if scaled:
                 value = value * conv.scale + conv.offset
-            if not math.isfinite(value):
-                self.reject("number_range")
-                return
+                if not math.isfinite(value):
+                    self.reject("number_range")
+                    return
+        else:
+            if isinstance(value, bool):
+                value = int(value)
+            if isinstance(value, int):
+                if not INT64_MIN <= value <= INT64_MAX:
+                    self.reject("number_range")
+                    return
+                if scaled:
+                    value = value * conv.scale + conv.offset
+            else:
+                if not math.isfinite(value):
+                    self.reject("not_finite")
+                    return
+                if scaled:
+                    value = value * conv.scale + conv.offset
+                if not math.isfinite(value):
+                    self.reject("number_range")
+                    return
         if override == "int" and isinstance(value, float):
             if not -9.2e18 < value < 9.2e18:
                 self.reject("number_range")
@@ -218,21 +240,33 @@ class Builder:
             value = float(value)
         if not state and self.msg.retained and not self._keep_reading(time_ns):
             return
-        base_key = self._base_key
-        if base_key is None:
-            base_key = self._base_key = tuple(self._base.items())
-        cache_key = (name, conv.unit, kind, base_key, tuple(extra.items()) if extra else ())
-        cache = self.rule.series_cache
+        cache = self._series
+        if cache is None:
+            cache = self._series = self._series_cache()
+        cache_key = (name, conv.unit, kind, tuple(extra.items()) if extra else ())
         series = cache.get(cache_key)
         if series is None:
             merged = dict(self._base)
             if extra:
                 merged.update(extra)
             series = Series(name[:MAX_NAME], conv.unit, kind, attrs(merged))
-            if len(cache) >= SERIES_CACHE:
-                cache.clear()
+            rule = self.rule
+            if rule.series_cached >= SERIES_CACHE:
+                rule.series_cache.clear()
+                rule.series_cached = 0
+                cache = self._series = self._series_cache()
             cache[cache_key] = series
+            rule.series_cached += 1
         self.points.append(Point(series, value, time_ns, start_time_ns))
+
+    def _series_cache(self) -> dict[tuple[object, ...], Series]:
+        """The rule's series cache for this message's attributes (made on first use)."""
+        base_key = tuple(self._base.items())
+        outer = self.rule.series_cache
+        cache = outer.get(base_key)
+        if cache is None:
+            cache = outer[base_key] = {}
+        return cache
 
     def text(
         self, key: str, name: str, value: str, unit: str = "", *, kind: Kind = "gauge",

@@ -13,6 +13,7 @@ from edgecollect.model import AttrValue, Parsed
 from edgecollect.sources.mqtt.formats.common import (
     Builder,
     Json,
+    Leaf,
     Message,
     Metadata,
     Rule,
@@ -51,7 +52,24 @@ def parse(msg: Message, rule: Rule, meta: Metadata) -> Parsed:
     time_key = rule.cfg.time_key
     time_ns = payload_time(b, doc, time_key)
     whole = msg.captures.get("metric") or rule.cfg.name or msg.topic.rsplit("/", 1)[-1]
-    for item in flatten(doc, rule.max_depth):
+    if isinstance(doc, dict) and rule.max_depth > 0:
+        # The common flat object: its numbers go straight to the builder, without flatten()'s
+        # tuples; anything else takes the general path below, in document order all the same.
+        for key, leaf in doc.items():
+            if (type(leaf) is float or type(leaf) is int) and key and key != time_key:
+                b.number(key, rule.name(key), leaf, time_ns=time_ns)
+                continue
+            items: list[tuple[str, Leaf, int | None] | None] = (
+                flatten(leaf, rule.max_depth, key, 1) if isinstance(leaf, (dict, list)) else [(key, leaf, None)])
+            _leaves(b, rule, items, whole, time_key, time_ns)
+        return b.result("no_reading")
+    _leaves(b, rule, flatten(doc, rule.max_depth), whole, time_key, time_ns)
+    return b.result("no_reading")
+
+
+def _leaves(b: Builder, rule: Rule, items: list[tuple[str, Leaf, int | None] | None], whole: str,
+            time_key: str, time_ns: int | None) -> None:
+    for item in items:
         if item is None:
             b.reject("too_deep")
             continue
@@ -61,4 +79,3 @@ def parse(msg: Message, rule: Rule, meta: Metadata) -> Parsed:
             continue
         extra: dict[str, AttrValue] | None = {"channel": channel} if channel is not None else None
         add_json_leaf(b, key, leaf, rule.name(key), extra=extra, time_ns=time_ns)
-    return b.result("no_reading")
