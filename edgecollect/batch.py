@@ -14,6 +14,7 @@ carry only small indices. Log records keep their order.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -51,6 +52,24 @@ def _metadata(fmt: str, resource: Resource, boot_id: str) -> dict[bytes, bytes]:
     return batch_metadata(fmt, attributes_json(resource.attributes), boot_id)
 
 
+_ATTR_JSON_MAX = 4096  # attribute sets whose JSON is remembered between batches (bounded memory)
+_attr_json: dict[int, tuple[Attributes, str]] = {}
+
+
+def _attributes_json_of(attributes: Attributes) -> str:
+    """attributes_json() remembered per attribute tuple: a series keeps its tuple for life, so each
+    batch re-serialises only the sets it has not seen. Keyed by identity and checked with `is`, so
+    equal-but-distinct values (1, True, 1.0; 0.0, -0.0) never share a text."""
+    hit = _attr_json.get(id(attributes))
+    if hit is not None and hit[0] is attributes:
+        return hit[1]
+    text = attributes_json(attributes)
+    if len(_attr_json) >= _ATTR_JSON_MAX:
+        _attr_json.clear()
+    _attr_json[id(attributes)] = (attributes, text)
+    return text
+
+
 def _dictionary(indices: list[int], values: list[str], index_type: pa.DataType) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(indices, index_type), pa.array(values, pa.string()))
 
@@ -67,50 +86,55 @@ class Rows:
 
 
 def build_metrics(rows: Rows, registry: SeriesRegistry, resource: Resource, boot_id: str) -> pa.RecordBatch:
-    n = len(rows.series_ids)
+    sids = rows.series_ids
+    n = len(sids)
     # Stable sort by series keeps each series in time order and puts equal dictionary indices in
     # runs, which is what lets zstd shrink the index columns to almost nothing.
-    order = sorted(range(n), key=rows.series_ids.__getitem__)
-    distinct = sorted(set(rows.series_ids))
+    order = sorted(range(n), key=sids.__getitem__)
+    counts = Counter(sids)
+    distinct = sorted(counts)
     series = registry.lookup_many(distinct)
     names: dict[str, int] = {}
     units: dict[str, int] = {}
     kinds: dict[str, int] = {}
     attr_sets: dict[str, int] = {}
-    codes: dict[int, tuple[int, int, int, int]] = {}
-    for sid, s in zip(distinct, series, strict=True):
-        codes[sid] = (
-            names.setdefault(s.name, len(names)),
-            units.setdefault(s.unit, len(units)),
-            kinds.setdefault(s.kind, len(kinds)),
-            attr_sets.setdefault(attributes_json(s.attributes), len(attr_sets)),
-        )
-    name_idx, unit_idx, kind_idx, attr_idx = [], [], [], []
+    name_idx: list[int] = []
+    unit_idx: list[int] = []
+    kind_idx: list[int] = []
+    attr_idx: list[int] = []
     starts: list[int | None] = []
-    times: list[int] = []
-    flags: list[int] = []
-    doubles_out: list[float | None] = []
-    ints_out: list[int | None] = []
-    for i in order:
-        sid = rows.series_ids[i]
-        c = codes[sid]
-        name_idx.append(c[0])
-        unit_idx.append(c[1])
-        kind_idx.append(c[2])
-        attr_idx.append(c[3])
+    times_in = rows.times_ns
+    lo = 0
+    # Per series, not per row: rows of one series are one run of `order`, so the series' codes and
+    # start time are repeated over the run (the batcher's per-point cost is these columns).
+    for sid, s in zip(distinct, series, strict=True):
+        count = counts[sid]
+        name_idx += [names.setdefault(s.name, len(names))] * count
+        unit_idx += [units.setdefault(s.unit, len(units))] * count
+        kind_idx += [kinds.setdefault(s.kind, len(kinds))] * count
+        attr_idx += [attr_sets.setdefault(_attributes_json_of(s.attributes), len(attr_sets))] * count
         start = registry.start_time_ns(sid)
         if start < 0:  # relative: an aggregate's window start, this long before the point's time
-            start += rows.times_ns[i]
-        starts.append(start or None)
-        times.append(rows.times_ns[i])
-        f = rows.flags[i]
-        if f & FLAG_INT:
-            doubles_out.append(None)
-            ints_out.append(rows.ints[i])
+            starts += [(start + times_in[i]) or None for i in order[lo:lo + count]]
         else:
-            doubles_out.append(rows.floats[i])
-            ints_out.append(None)
-        flags.append(f & ~FLAG_INT)  # the clock bits; FLAG_INT is the ring's own
+            starts += [start or None] * count
+        lo += count
+    times = [times_in[i] for i in order]
+    flags = [rows.flags[i] for i in order]
+    if any(f & FLAG_INT for f in flags):
+        doubles_out: list[float | None] = []
+        ints_out: list[int | None] = []
+        for i in order:
+            if rows.flags[i] & FLAG_INT:
+                doubles_out.append(None)
+                ints_out.append(rows.ints[i])
+            else:
+                doubles_out.append(rows.floats[i])
+                ints_out.append(None)
+        flags = [f & ~FLAG_INT for f in flags]  # the clock bits; FLAG_INT is the ring's own
+    else:  # float readings only (the usual batch): no per-row branching
+        doubles_out = [rows.floats[i] for i in order]
+        ints_out = [None] * n
     columns = [
         _dictionary(name_idx, list(names), pa.int32()),
         _dictionary(unit_idx, list(units), pa.int32()),
