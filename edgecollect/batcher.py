@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from edgecollect.batch import build_logs, build_metrics, chunks, merge, to_ipc
 from edgecollect.buffer import Drained, Ring
@@ -33,6 +33,9 @@ from edgecollect.format.clockrepair import repair_drained, repair_logs
 from edgecollect.model import LogRecord, Resource, SeriesRegistry
 from edgecollect.telemetry import Telemetry
 from edgecollect.timesync import ClockStep
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,8 @@ class Hold(Protocol):
 
     def spill_due(self) -> None: ...
 
-    def commit(self, encoded: Sequence[tuple[str, bytes, int]], tokens: Sequence[tuple[Ring, int]]) -> bool: ...
+    def commit(self, encoded: Sequence[tuple[str, bytes, int]], tokens: Sequence[tuple[Ring, int]],
+               built: Sequence[pa.RecordBatch] = ()) -> bool: ...
 
     def release_after(self, tokens: Sequence[tuple[Ring, int]]) -> None: ...
 
@@ -55,6 +59,7 @@ class Hold(Protocol):
 class _Pending:
     encoded: list[tuple[str, bytes, int]]
     tokens: list[tuple[Ring, int]] = field(default_factory=list)
+    built: list[pa.RecordBatch] = field(default_factory=list)  # the Arrow batches of `encoded`
 
 
 class Batcher:
@@ -170,17 +175,21 @@ class Batcher:
         logs: list[LogRecord] = [rec for _, d in drains for rec in d.logs]
         tokens = [(ring, d.max_token) for ring, d in drains if d.max_token]
         encoded: list[tuple[str, bytes, int]] = []
+        built: list[pa.RecordBatch] = []
         if len(rows.series_ids):
             for part in chunks(rows, self._max_points):
                 batch = build_metrics(part, self._registry, self._resource, self._boot_id)
                 encoded.append(("metrics", to_ipc(batch), batch.num_rows))
+                built.append(batch)
         for lo in range(0, len(logs), self._max_points):
             part_logs = logs[lo : lo + self._max_points]
-            encoded.append(("logs", to_ipc(build_logs(part_logs, self._resource, self._boot_id)), len(part_logs)))
+            batch = build_logs(part_logs, self._resource, self._boot_id)
+            encoded.append(("logs", to_ipc(batch), len(part_logs)))
+            built.append(batch)
         self._encode_us.inc(n=int((time.perf_counter() - started) * 1e6))
         if not encoded and not tokens:
             return None
-        return _Pending(encoded, tokens)
+        return _Pending(encoded, tokens, built)
 
     def _spill_due(self) -> bool:
         """Held batches that waited too long, or all of them when stopping, go to the spool first."""
@@ -198,7 +207,7 @@ class Batcher:
         behind = self._behind
         if behind is not None:
             try:
-                held = behind.commit(pending.encoded, pending.tokens)
+                held = behind.commit(pending.encoded, pending.tokens, pending.built)
             except SpoolFault as exc:
                 self._failures.inc()
                 log.error("batcher: %s; keeping %d batch(es) in memory to retry", exc, len(pending.encoded))
@@ -208,7 +217,9 @@ class Batcher:
                     self._batches.inc(signal)
                     self._points.inc(signal, points)
                 pending.encoded.clear()
+                pending.built.clear()
                 return True
+        pending.built.clear()  # to the spool: the forwarder reads the bytes back from there
         while pending.encoded:
             signal, data, points = pending.encoded[0]
             try:

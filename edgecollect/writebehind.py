@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Protocol
 from edgecollect.telemetry import Telemetry
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from edgecollect.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,15 @@ class Held:
     due: float  # monotonic: when it should leave (born, or born + send_interval when no ack is owed)
     sent: bool = False
     durable: bool = False
+    # The Arrow batch `payload` was encoded from, for the forwarder to send without decoding it
+    # again. Only the newest cut that leaves at once keeps it, and only until the forwarder takes
+    # it, so the hold carries at most one cut's batches besides its bytes (not counted in max_bytes).
+    batch: pa.RecordBatch | None = None
+
+    def take_batch(self) -> pa.RecordBatch | None:
+        """The built batch, once: later sends of this batch (resends) decode `payload`."""
+        batch, self.batch = self.batch, None
+        return batch
 
 
 @dataclass(slots=True)
@@ -108,9 +119,11 @@ class WriteBehind:
 
     # -- the batcher's side -------------------------------------------------------------------
 
-    def commit(self, encoded: Sequence[tuple[str, bytes, int]], tokens: Sequence[tuple[Durable, int]]) -> bool:
+    def commit(self, encoded: Sequence[tuple[str, bytes, int]], tokens: Sequence[tuple[Durable, int]],
+               built: Sequence[pa.RecordBatch] = ()) -> bool:
         """Hold one cut for the upstream; False when it must go to the spool (the hold is spilled
-        first, so the caller's appends follow every earlier cut). Raises SpoolFault from a spill."""
+        first, so the caller's appends follow every earlier cut). Raises SpoolFault from a spill.
+        `built`, if given, are the Arrow batches of `encoded` (same order), kept as Held.batch."""
         with self._lock:
             size = sum(len(data) for _, data, _ in encoded)
             if not self._admits(len(encoded), size):
@@ -121,10 +134,13 @@ class WriteBehind:
             # so the wire sees fewer, larger batches (coalesced by the forwarder).
             due = now if any(token for _, token in tokens) else now + self.send_interval_s
             keys = set()
-            for signal, data, points in encoded:
+            for held in self._held.values():
+                held.batch = None  # not taken yet: an earlier cut decodes its bytes when it leaves
+            keep = due <= now and len(built) == len(encoded)
+            for i, (signal, data, points) in enumerate(encoded):
                 key = self._next
                 self._next += 1
-                self._held[key] = Held(key, signal, data, points, now, due)
+                self._held[key] = Held(key, signal, data, points, now, due, batch=built[i] if keep else None)
                 self._bytes += len(data)
                 keys.add(key)
             self._cuts.append(_Cut(keys, list(tokens)))

@@ -85,7 +85,8 @@ class Gatherer:
         out: list[Outgoing] = []
         taken = self._behind.take(signal, self.max_points)
         for i, held in enumerate(taken):
-            item = Outgoing(held.key, signal, from_ipc(held.payload), held.points)
+            batch = held.take_batch()  # the batcher's own batch when it has one: no second decode
+            item = Outgoing(held.key, signal, from_ipc(held.payload) if batch is None else batch, held.points)
             if out and key_of(out[0].batch) != key_of(item.batch):
                 for later in taken[i:]:
                     self._behind.resend(later.key)  # another boot or resource: the next wire batch
