@@ -53,6 +53,7 @@ class _SourceThread:
     source: Runnable
     ring: Ring  # what ctx.ring is, with the runtime's full view of it
     thread: threading.Thread | None = None
+    on_batcher: bool = False  # sampled on the batcher's tick, no thread of its own
 
 
 class Agent:
@@ -86,7 +87,7 @@ class Agent:
         self.batcher = Batcher(
             [], self.registry, self.resource, self.boot_id, self.spool.append, self.telemetry,
             cfg.batch.flush_interval, cfg.batch.max_points, on_written=self._on_written,
-            on_tick=self.spool.expire,
+            on_tick=self._on_tick,
         )
         self._threads: list[threading.Thread] = []
         self._build_sources()
@@ -137,6 +138,13 @@ class Agent:
             self.add_source(name, kind.kind, make, getattr(scfg, "max_series", None))
         interval = self.cfg.agent.self_interval
         self.self_ctx = self.add_source("self", "self", lambda ctx: SelfTelemetrySource(self.telemetry, interval, ctx))
+        self._self_source: SelfTelemetrySource | None = None
+        if interval == self.cfg.batch.flush_interval:
+            # Same cadence as the batcher (the defaults): sample on its tick, just before the cut, and
+            # save a thread and its wake-ups (and its collisions with the batcher on the GIL).
+            own = self.sources[-1]
+            assert isinstance(own.source, SelfTelemetrySource)
+            own.on_batcher, self._self_source = True, own.source
         if self.cfg.upstream is not None:
             from edgecollect.exporters.forwarder import Forwarder
 
@@ -152,6 +160,16 @@ class Agent:
             self.forwarder = Forwarder(self.cfg.upstream, self.spool, self.telemetry, self.stop_event, behind=behind,
                                        max_points=self.cfg.batch.max_points, compactor=self.compactor)
 
+    def _on_tick(self) -> None:
+        """The batcher's tick, before its cut: the spool's max_age, and our own counters when sampled here."""
+        self.spool.expire()
+        if self._self_source is not None and not self.stop_event.is_set():
+            try:
+                self._self_source.sample()
+            except Exception:  # the batcher must outlive a broken sample, as a source thread would
+                self._crashes.inc("self")
+                log.exception("source self: sampling failed; trying again on the next tick")
+
     def _on_written(self) -> None:
         if self.forwarder is not None:
             self.forwarder.notify()
@@ -163,6 +181,8 @@ class Agent:
     def start(self) -> None:
         self.spool.open()
         for st in self.sources:
+            if st.on_batcher:
+                continue
             st.thread = threading.Thread(target=self._guard, args=(st,), name=f"source-{st.ctx.name}", daemon=True)
             st.thread.start()
         self._spawn("batcher", lambda: self.batcher.run(self.stop_event))
@@ -303,10 +323,15 @@ class Agent:
                     self.telemetry.find(f"edgecollect.{ctx.kind}.points_rejected", source=ctx.name),
                     self.telemetry.find("edgecollect.buffer.dropped", source=ctx.name))
         return SourceStatus(
-            name=ctx.name, kind=ctx.kind, running=bool(st.thread and st.thread.is_alive()),
+            name=ctx.name, kind=ctx.kind, running=self._running(st),
             ring_points=len(ring), ring_capacity=ring.capacity, ring_logs=ring.log_count(),
             points=PointCounts(*(c.total() if c is not None else 0 for c in counters)),
         )
+
+    def _running(self, st: _SourceThread) -> bool:
+        if st.on_batcher:
+            return any(t.name == "batcher" and t.is_alive() for t in self._threads)
+        return bool(st.thread and st.thread.is_alive())
 
     def summary_line(self) -> str:
         """The periodic journal line (statustext.summary_line)."""

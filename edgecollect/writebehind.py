@@ -109,6 +109,7 @@ class WriteBehind:
         self._healthy = True  # optimistic until the first verdict: a healthy start writes nothing
         self._confirmed = False  # no ok seen yet: nothing waits for the cadence (find out at once)
         self._wake: Callable[[], None] = lambda: None
+        self._wire_points: int | None = None  # the forwarder's wire batch (take's max_points), once seen
         self._sent = telemetry.counter("write_behind", "batches", "outcome")
         telemetry.gauge("write_behind", "held", lambda: len(self._held), unit="{batch}")
         telemetry.gauge("write_behind", "held_bytes", lambda: self._bytes, unit="By")
@@ -133,6 +134,7 @@ class WriteBehind:
             # A cut that owes acks (MQTT) leaves at once; the rest waits for the send cadence,
             # so the wire sees fewer, larger batches (coalesced by the forwarder).
             due = now if any(token for _, token in tokens) else now + self.send_interval_s
+            before = self.deadline()
             keys = set()
             for held in self._held.values():
                 held.batch = None  # not taken yet: an earlier cut decodes its bytes when it leaves
@@ -146,8 +148,20 @@ class WriteBehind:
             self._cuts.append(_Cut(keys, list(tokens)))
             self._sent.inc("held", len(encoded))
             self._release()  # a cut with no batch (tokens only) is durable at once, in order
-        self._wake()
+            wake = self._changes_plans(now, due, before, {signal for signal, _, _ in encoded})
+        if wake:
+            self._wake()
         return True
+
+    def _changes_plans(self, now: float, due: float, before: float | None, signals: set[str]) -> bool:
+        """Whether a cut just held gives the forwarder something to do sooner than it already will.
+        Not when it waits for the cadence behind an earlier deadline (the forwarder wakes then, and
+        take() hands out this cut too): at rest, one wake-up per send_interval instead of per flush."""
+        if not self._confirmed or due <= now or before is None or before > due or self._wire_points is None:
+            return True
+        unsent = [h for h in self._held.values() if not h.sent and h.signal in signals]
+        return (any(sum(h.points for h in unsent if h.signal == signal) >= self._wire_points for signal in signals)
+                or len(self._held) * 2 >= self.max_batches or self._bytes * 2 >= self.max_bytes)
 
     def _admits(self, batches: int, size: int) -> bool:
         return (
@@ -172,6 +186,7 @@ class WriteBehind:
         stops, or the upstream never said ok yet (an upstream away at start is found at once, not
         after a cadence); marked sent."""
         with self._lock:
+            self._wire_points = max_points
             unsent = [h for h in self._held.values() if h.signal == signal and not h.sent]
             if not unsent:
                 return []

@@ -187,3 +187,62 @@ def test_own_counters_flow_through_the_pipeline_into_the_spool(tmp_path: Path) -
         "system.cpu.utilization",
     ):
         assert expected in names, expected
+
+
+def _own_counters_in_spool(agent: Agent) -> set[str]:
+    names: set[str] = set()
+    for batch in agent.spool.list("metrics"):
+        names.update(from_ipc(agent.spool.read(batch.id) or b"").column("name").to_pylist())
+    return names
+
+
+def test_own_counters_at_the_flush_cadence_are_sampled_on_the_batchers_tick(tmp_path: Path) -> None:
+    """self_interval == flush_interval (the defaults): no thread of its own, same counters, still running."""
+    cfg = loads(
+        f"[agent]\nstate_dir = '{tmp_path}'\nself_interval = '200ms'\n"
+        "[batch]\nflush_interval = '200ms'\n[sources.host]\nenabled = false\n"
+    )
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        assert "source-self" not in {t.name for t in threading.enumerate()}
+        assert eventually(lambda: "edgecollect.spool.batches_written" in _own_counters_in_spool(agent))
+        assert [s.running for s in agent.status().sources if s.name == "self"] == [True]
+    finally:
+        agent.shutdown()
+    assert [s.running for s in agent.status().sources if s.name == "self"] == [False]
+
+
+def test_a_failing_own_sample_on_the_batchers_tick_is_counted_and_the_batcher_goes_on(tmp_path: Path) -> None:
+    cfg = loads(
+        f"[agent]\nstate_dir = '{tmp_path}'\nself_interval = '100ms'\n"
+        "[batch]\nflush_interval = '100ms'\n[sources.host]\ninterval = '100ms'\n"
+    )
+    agent = Agent(cfg)
+    calls: list[int] = []
+
+    def broken() -> int:
+        calls.append(1)
+        raise RuntimeError("broken sample")
+
+    assert agent._self_source is not None
+    agent._self_source.sample = broken  # type: ignore[method-assign]
+    agent.start()
+    try:
+        assert eventually(lambda: len(calls) >= 2)  # sampled again on a later tick: the batcher lives
+        assert eventually(lambda: len(agent.spool.list("metrics")) >= 2)  # and still cuts the host's points
+    finally:
+        agent.shutdown()
+    crashes = agent.telemetry.find("edgecollect.agent.source_crashes")
+    assert crashes is not None and crashes.total() >= 2
+
+
+def test_own_counters_at_another_cadence_keep_their_thread(tmp_path: Path) -> None:
+    cfg = loads(f"[agent]\nstate_dir = '{tmp_path}'\nself_interval = '1s'\n[sources.host]\nenabled = false\n")
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        assert agent._self_source is None
+        assert "source-self" in {t.name for t in threading.enumerate()}
+    finally:
+        agent.shutdown()

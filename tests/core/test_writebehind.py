@@ -268,3 +268,52 @@ def test_waiting_batches_leave_before_they_fill_the_hold() -> None:
     rig.cut("d", token=0)
     assert len(rig.wb.take("metrics", 1000)) == 4, "half the hold is waiting: they go now"
     assert rig.appends.written == []
+
+
+def test_a_cut_waiting_behind_an_earlier_deadline_does_not_wake_the_forwarder() -> None:
+    """At rest (send_interval 60 s, a flush every 10 s): one wake-up per cadence, not one per flush."""
+    rig = confirmed(Rig(send_interval_s=60.0))
+    assert rig.wb.take("metrics", 1000) == []  # the forwarder's wire batch is known from its first take
+    rig.cut("a", token=0)
+    assert rig.wakes == 1, "the first waiting cut sets the forwarder's next deadline"
+    for name in "bcd":
+        rig.clock.now += 10.0
+        rig.cut(name, token=0)
+    assert rig.wakes == 1, "later cuts wait behind a's deadline"
+    assert rig.wb.deadline() == 160.0
+    rig.clock.now = 160.0
+    assert [h.payload for h in rig.wb.take("metrics", 1000)] == [b"a.0", b"b.0", b"c.0", b"d.0"]
+
+
+def test_a_cut_that_must_leave_sooner_still_wakes_the_forwarder() -> None:
+    rig = confirmed(Rig(send_interval_s=60.0))
+    assert rig.wb.take("metrics", 25) == []
+    rig.cut("a", token=0)
+    rig.cut("b", token=0)
+    assert rig.wakes == 1, "20 points wait behind a's deadline"
+    rig.cut("c", token=0)
+    assert rig.wakes == 2, "30 points fill the 25-point wire batch: they go now"
+    rig.cut("mqtt", token=3)
+    assert rig.wakes == 3, "a cut that owes acks leaves at once"
+
+
+def test_cuts_wake_the_forwarder_until_it_asked_for_a_wire_batch_or_before_the_first_ok() -> None:
+    rig = confirmed(Rig(send_interval_s=60.0))
+    rig.cut("a", token=0)
+    rig.cut("b", token=0)
+    assert rig.wakes == 2, "the wire batch size is not known yet"
+    rig2 = Rig(send_interval_s=60.0)
+    assert rig2.wb.take("metrics", 1000) == []
+    rig2.cut("a", token=0)
+    rig2.cut("b", token=0)
+    assert rig2.wakes == 2, "no ok seen yet: every cut is due at once"
+
+
+def test_a_cut_that_fills_half_the_hold_wakes_the_forwarder() -> None:
+    rig = confirmed(Rig(send_interval_s=60.0, max_batches=8))
+    assert rig.wb.take("metrics", 1000) == []
+    for name in "abc":
+        rig.cut(name, token=0)
+    assert rig.wakes == 1
+    rig.cut("d", token=0)
+    assert rig.wakes == 2
