@@ -197,6 +197,10 @@ def watch():
     open(out, "w").write(json.dumps(doc))
     os.kill(os.getpid(), signal.SIGTERM)
 
+# What `edgecollect run` does first (the arena limit, the Arrow pool), before this process's first
+# extra thread: a thread's arena made before the limit would stay (footprint.before_imports).
+from edgecollect import footprint
+footprint.before_imports()
 threading.Thread(target=watch, name="budget-watcher", daemon=True).start()
 from edgecollect.cli import main
 sys.exit(main(["run", "-c", sys.argv[1]]))
