@@ -63,3 +63,61 @@ def test_writing_and_reading_a_spooled_batch_starts_no_thread() -> None:
         "print(len(os.listdir('/proc/self/task')) - before)"
     )
     assert python(code) == "0"  # Arrow's CPU pool would add a thread per core, woken by every flush
+
+
+FREED_THEN_RELEASED = (
+    "import threading, pyarrow  # loaded first: its import is not what is measured\n"
+    "from edgecollect import footprint\n"
+    "def anon_kb():\n"
+    "    return next(int(l.split()[1]) for l in open('/proc/self/smaps_rollup') if l.startswith('Anonymous:'))\n"
+    "out = []\n"
+    "def work():\n"
+    # 1 kB blocks come from the C allocator (above pymalloc's 512 B), in this thread's own arena;
+    # the last one stays live, so the freed ones sit below it and no automatic top-trim returns them.
+    "    blocks = [bytes(1000) for _ in range(20000)]\n"
+    "    keep = bytes(1000)\n"
+    "    del blocks\n"
+    "    held = anon_kb()\n"
+    "    ran = footprint.release_arrow_memory(now=1e9)\n"
+    "    out.append((ran, held - anon_kb(), len(keep)))\n"
+    "t = threading.Thread(target=work); t.start(); t.join()\n"
+    "print(*out[0])\n"
+)
+
+
+def test_a_release_after_a_flush_gives_the_c_allocators_free_pages_back() -> None:
+    ran, returned_kb, _ = python(FREED_THEN_RELEASED).split()
+    assert ran == "True"
+    assert int(returned_kb) >= 10_000  # of the ~20 MB freed; kept by glibc without the trim
+
+
+
+ARENAS_AFTER_THREADS = (
+    "import ctypes, tempfile, threading\n"
+    "from edgecollect import footprint\n"
+    "footprint.before_imports()\n"
+    "every = threading.Barrier(4)\n"
+    "def work():\n"
+    "    blocks = [bytes(1000) for _ in range(1000)]  # from the C allocator, in this thread's arena\n"
+    "    every.wait()  # all four alive at once: none hands its arena on to the next\n"
+    "    del blocks\n"
+    "threads = [threading.Thread(target=work) for _ in range(4)]\n"
+    "for t in threads: t.start()\n"
+    "for t in threads: t.join()\n"
+    "libc = ctypes.CDLL(None)\n"
+    "libc.fopen.restype = ctypes.c_void_p\n"
+    "libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]\n"
+    "libc.fclose.argtypes = [ctypes.c_void_p]\n"
+    "libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]\n"
+    "with tempfile.NamedTemporaryFile() as f:\n"
+    "    fp = libc.fopen(f.name.encode(), b'w'); libc.malloc_info(0, fp); libc.fclose(fp)\n"
+    "    print(open(f.name).read().count('<heap nr='))\n"
+)
+
+
+def test_all_threads_share_one_malloc_arena() -> None:
+    assert python(ARENAS_AFTER_THREADS) == "1"  # glibc alone: the main arena and one per thread, 5
+
+
+def test_an_arena_limit_set_by_the_user_wins() -> None:
+    assert python(ARENAS_AFTER_THREADS, MALLOC_ARENA_MAX="3") == "3"
