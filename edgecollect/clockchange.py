@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 SYNCED_S = 30.0  # synchronised: only a loss of sync is left to notice (rows stamped then are not flagged)
 UNSYNCED_FIRST_S = 1.0
 UNSYNCED_MAX_S = 30.0
+ARM_ATTEMPTS = 8  # arming again after clock sets that race it; more in a row is an operator loop
 
 # <sys/timerfd.h>, <time.h>; TFD_CLOEXEC and TFD_NONBLOCK are O_CLOEXEC and O_NONBLOCK on every arch.
 CLOCK_REALTIME = 0
@@ -67,6 +68,9 @@ class ClockAlarm(Protocol):
 
     def close(self) -> None: ...
 
+    @property
+    def broken(self) -> bool: ...
+
 
 class ClockChangeAlarm:
     """A descriptor that turns readable when the wall clock is set; `take()` says whether it was."""
@@ -74,6 +78,7 @@ class ClockChangeAlarm:
     def __init__(self, fd: int, settime: Callable[..., int]) -> None:
         self._fd = fd
         self._settime = settime
+        self.broken = False  # set when re-arming failed: the alarm reports nothing any more
         self._arm()
 
     @classmethod
@@ -104,9 +109,15 @@ class ClockChangeAlarm:
     def _arm(self) -> None:
         spec = _Itimerspec()
         spec.it_value.tv_sec = _NEVER_S
-        if self._settime(self._fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, ctypes.byref(spec), None) != 0:
+        # The kernel refuses to arm with ECANCELED when the clock was set since the timer last
+        # looked (a set racing this call): that set is already reported, so arming again is right.
+        for _ in range(ARM_ATTEMPTS):
+            if self._settime(self._fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, ctypes.byref(spec), None) == 0:
+                return
             err = ctypes.get_errno()
-            raise OSError(err, f"timerfd_settime: {os.strerror(err)}")
+            if err != errno.ECANCELED:
+                break
+        raise OSError(err, f"timerfd_settime: {os.strerror(err)}")
 
     def fileno(self) -> int:
         return self._fd
@@ -120,7 +131,13 @@ class ClockChangeAlarm:
         except OSError as exc:
             if exc.errno != errno.ECANCELED:
                 raise
-        self._arm()  # cancelled (or, improbably, expired): armed again for the next change
+        try:
+            self._arm()  # cancelled (or, improbably, expired): armed again for the next change
+        except OSError as exc:
+            # Not armed, so no later change would be reported: say so, and let the caller fall
+            # back to polling every second rather than trusting a silent alarm.
+            log.warning("clock-change timer could not be re-armed (%s): polling the clock instead", exc)
+            self.broken = True
         return True
 
     def close(self) -> None:

@@ -104,6 +104,10 @@ class Supervisor:
                 self.clock_changes += 1
                 polls.clock_changed()
                 next_clock = time.monotonic()  # poll now: the step's edge is as sharp as this wake-up
+                if alarm.broken:  # it could not be armed again: poll every second from here on
+                    alarm.close()
+                    alarm = None
+                    polls = ClockPollSchedule(notified=False)
             if self._wakeup.stop_requested:  # checked first: a stop is never lost to a reload
                 break
             if self._wakeup.take_reload():

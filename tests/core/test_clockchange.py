@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import os
 import select
 import time
 
@@ -67,3 +70,50 @@ def test_without_the_alarm_an_unsynchronised_clock_is_polled_every_second() -> N
     polls = ClockPollSchedule(notified=False)
     assert [polls.after_poll(synced=False) for _ in range(8)] == [UNSYNCED_FIRST_S] * 8
     assert polls.after_poll(synced=True) == SYNCED_S
+
+
+class _Settime:
+    """timerfd_settime that refuses with `errno_value` `refusals` times, then does what the C one does."""
+
+    def __init__(self, refusals: int, errno_value: int = errno.ECANCELED) -> None:
+        self.refusals, self.errno_value, self.calls = refusals, errno_value, 0
+        self._real = ctypes.CDLL(None, use_errno=True).timerfd_settime
+
+    def __call__(self, *args: object) -> int:
+        self.calls += 1
+        if self.refusals > 0:
+            self.refusals -= 1
+            ctypes.set_errno(self.errno_value)
+            return -1
+        return int(self._real(*args))
+
+
+def _alarm_with(settime: _Settime) -> ClockChangeAlarm:
+    fd = int(ctypes.CDLL(None, use_errno=True).timerfd_create(0, os.O_CLOEXEC | os.O_NONBLOCK))
+    assert fd >= 0
+    return ClockChangeAlarm(fd, settime)
+
+
+def test_arming_raced_by_a_clock_set_is_tried_again() -> None:
+    # The kernel answers ECANCELED when the clock was set while arming; the agent once died of it.
+    settime = _Settime(refusals=3)
+    alarm = _alarm_with(settime)
+    try:
+        assert settime.calls == 4 and not alarm.broken
+        set_wall_clock()
+        assert readable(alarm.fileno(), 10.0) and alarm.take(), "armed after the refusals"
+    finally:
+        alarm.close()
+
+
+def test_an_alarm_that_cannot_be_rearmed_says_so_instead_of_raising() -> None:
+    settime = _Settime(refusals=0)
+    alarm = _alarm_with(settime)
+    try:
+        settime.refusals, settime.errno_value = 1, errno.EINVAL  # the next arming fails for good
+        set_wall_clock()
+        assert readable(alarm.fileno(), 10.0)
+        assert alarm.take(), "the change itself is still reported"
+        assert alarm.broken
+    finally:
+        alarm.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import threading
 import time
@@ -158,5 +159,39 @@ def test_a_config_that_fails_to_start_is_rolled_back_and_reported(tmp_path: Path
         # The previous config runs again: a pipeline in the original state_dir answers its socket.
         assert eventually(lambda: len(run.made) >= 3 and (tmp_path / "state" / SOCKET_NAME).exists())
         assert run.made[-1].state_dir == tmp_path / "state"
+    finally:
+        assert run.finish() == 0
+
+
+class _BrokenAlarm:
+    """Reports one clock change and cannot be armed again (what ClockChangeAlarm.take says then)."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.write(self._write, b"x")
+        self.broken = False
+        self.closed = False
+
+    def fileno(self) -> int:
+        return self._read
+
+    def take(self) -> bool:
+        os.read(self._read, 1)
+        self.broken = True
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+        os.close(self._read)
+        os.close(self._write)
+
+
+def test_an_alarm_that_cannot_be_rearmed_is_dropped_and_the_clock_polled_instead(tmp_path: Path) -> None:
+    alarm = _BrokenAlarm()
+    run = _Run(_config(tmp_path / "state"), clock=Clock(synced=lambda: False), clock_alarm=lambda: alarm)
+    try:
+        assert eventually(lambda: alarm.closed), "the main loop let go of the broken alarm"
+        polls = run.clock_polls
+        assert eventually(lambda: run.clock_polls > polls), "the clock is still polled"
     finally:
         assert run.finish() == 0
