@@ -13,7 +13,8 @@ work, after a warm-up of `--warmup` seconds):
 Figures per process, from /proc: RSS, PSS and anonymous memory (smaps_rollup, last sample and
 maximum), threads, wake-ups per minute (voluntary + involuntary context switches summed over
 /proc/PID/task/*/status, sampled every few seconds so short-lived threads are mostly seen), CPU-s
-per minute, and for C CPU per MQTT message. Each row ends with the ratio edgecollect / best peer.
+per minute (utime + stime, tick-sampled) and "CPU-s/min run" (the threads' run time from schedstat,
+exact: on a VM the tick figure can charge whole ticks to short wake-ups and read several times high), and for C CPU per MQTT message. Each row ends with the ratio edgecollect / best peer.
 Peers come from tests/bench/peers/build-peers.sh (cached under ~/.cache/edgecollect/peers); a peer
 that is not built, or has no counterpart for a profile, is listed with the reason. Figures only,
 nothing asserts.
@@ -74,6 +75,18 @@ def task_switches(pid: int) -> dict[int, int]:
     return out
 
 
+def task_run_ns(pid: int) -> dict[int, int]:
+    """Nanoseconds each live thread has run (/proc/PID/task/*/schedstat): exact, where utime and
+    stime are sampled at the kernel's tick and, on a VM, can charge a whole tick to a short wake-up."""
+    out: dict[int, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[int(task.name)] = int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended between listing and reading
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, all threads
@@ -90,6 +103,8 @@ class Probe:
     threads_max: int = 0
     cpu0: float = 0.0
     t0: float = 0.0
+    run_first: dict[int, int] = field(default_factory=dict)
+    run_last: dict[int, int] = field(default_factory=dict)
 
     def sample(self) -> None:
         switches = task_switches(self.pid)
@@ -97,6 +112,9 @@ class Probe:
             self.first.setdefault(tid, n if self.t0 == 0.0 else 0)
             self.last[tid] = n
         self.threads_max = max(self.threads_max, len(switches))
+        for tid, ns in task_run_ns(self.pid).items():
+            self.run_first.setdefault(tid, ns if self.t0 == 0.0 else 0)
+            self.run_last[tid] = ns
         self.memory.append(smaps_rollup(self.pid))
 
     def start(self) -> None:
@@ -116,6 +134,8 @@ class Probe:
             "threads": threads_now, "threads_max": self.threads_max,
             "wakeups_per_min": round(wakeups / minutes),
             "cpu_s_per_min": round((cpu_seconds(self.pid) - self.cpu0) / minutes, 4),
+            "cpu_run_s_per_min": round(sum(self.run_last[t] - self.run_first.get(t, 0) for t in self.run_last)
+                                       / 1e9 / minutes, 4),
         }
 
 
@@ -332,7 +352,8 @@ def run_profile(profile: str, agents: list[str], minutes: float, warmup_s: float
 # -- printing --------------------------------------------------------------------------------------
 
 FIGURES = (("rss_mb", "RSS MB"), ("pss_mb", "PSS MB"), ("anon_mb", "anon MB"), ("threads", "threads"),
-           ("wakeups_per_min", "wake-ups/min"), ("cpu_s_per_min", "CPU-s/min"), ("cpu_us_per_msg", "µs CPU/msg"))
+           ("wakeups_per_min", "wake-ups/min"), ("cpu_s_per_min", "CPU-s/min"),
+           ("cpu_run_s_per_min", "CPU-s/min run"), ("cpu_us_per_msg", "µs CPU/msg"))
 
 
 def print_profile(result: dict[str, Any]) -> None:
