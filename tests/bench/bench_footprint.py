@@ -14,7 +14,8 @@ Figures per process, from /proc: RSS, PSS and anonymous memory (smaps_rollup, la
 maximum), threads, wake-ups per minute (voluntary + involuntary context switches summed over
 /proc/PID/task/*/status, sampled every few seconds so short-lived threads are mostly seen), CPU-s
 per minute (utime + stime, tick-sampled) and "CPU-s/min run" (the threads' run time from schedstat,
-exact: on a VM the tick figure can charge whole ticks to short wake-ups and read several times high), and for C CPU per MQTT message. Each row ends with the ratio edgecollect / best peer.
+exact: on a VM the tick figure can charge whole ticks to short wake-ups and read several times
+high), and for C CPU per MQTT message. Each row ends with the ratio edgecollect / best peer.
 Peers come from tests/bench/peers/build-peers.sh (cached under ~/.cache/edgecollect/peers); a peer
 that is not built, or has no counterpart for a profile, is listed with the reason. Figures only,
 nothing asserts.
