@@ -204,30 +204,19 @@ class Builder:
                 unit = cfg.units[key]
         conv: Conversion = convert(unit) if unit else IDENTITY
         scaled = conv.scale != 1.0 or conv.offset != 0.0
-        if type(value) is float:  # the common case first: no isinstance chain
+        if type(value) is not float and isinstance(value, int):  # floats, the common case, skip this
+            value = int(value)  # a bool counts as 0 or 1
+            if not INT64_MIN <= value <= INT64_MAX:
+                self.reject("number_range")
+                return
+            if scaled:
+                value = value * conv.scale + conv.offset
+        else:
             if not math.isfinite(value):
                 self.reject("not_finite")
                 return
             if scaled:
                 value = value * conv.scale + conv.offset
-                if not math.isfinite(value):
-                    self.reject("number_range")
-                    return
-        else:
-            if isinstance(value, bool):
-                value = int(value)
-            if isinstance(value, int):
-                if not INT64_MIN <= value <= INT64_MAX:
-                    self.reject("number_range")
-                    return
-                if scaled:
-                    value = value * conv.scale + conv.offset
-            else:
-                if not math.isfinite(value):
-                    self.reject("not_finite")
-                    return
-                if scaled:
-                    value = value * conv.scale + conv.offset
                 if not math.isfinite(value):
                     self.reject("number_range")
                     return
