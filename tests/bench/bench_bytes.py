@@ -30,26 +30,16 @@ import threading
 import time
 from pathlib import Path
 
+from tests.support.machine import cpu_model
+from tests.support.ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def machine() -> str:
-    cpu = "-"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return (f"{cpu} cpus={os.cpu_count()} python={platform.python_version()} "
             f"date={time.strftime('%Y-%m-%d %H:%M:%S')}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_bytes(pid: int) -> int:

@@ -46,6 +46,7 @@ from edgecollect.sources.base import SourceContext
 from edgecollect.sources.mqtt import MqttSource
 from edgecollect.spool import OVERHEAD
 from edgecollect.telemetry import Telemetry
+from tests.support.machine import cpu_model
 
 REPO = Path(__file__).resolve().parents[2]
 S = 1_000_000_000
@@ -54,14 +55,7 @@ _ZSTD = zstandard.ZstdCompressor(level=3)
 
 
 def machine() -> str:
-    cpu = platform.processor() or "-"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return (
         f"{platform.machine()} {cpu} cpus={os.cpu_count()} python={platform.python_version()} "
         f"pyarrow={pa.__version__} {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"

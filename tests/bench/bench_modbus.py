@@ -30,6 +30,7 @@ from edgecollect.model import SeriesRegistry
 from edgecollect.sources.base import SourceContext
 from edgecollect.sources.modbus.config import DeviceConfig, ModbusConfig, RegisterConfig
 from edgecollect.telemetry import Telemetry
+from tests.support.machine import cpu_model
 
 R = RegisterConfig
 MAPS: dict[str, tuple[RegisterConfig, ...]] = {
@@ -56,15 +57,6 @@ def serve(port: int) -> None:
     sys.stdin.read()  # until the benchmark closes our stdin
     server.close()
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
 
 
 def context() -> SourceContext:

@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from edgecollect.buffer import Ring
 from edgecollect.clock import Clock
@@ -27,6 +26,7 @@ from edgecollect.sources.serial import SerialConfig, SerialSource
 from edgecollect.sources.serial.framing import START_BYTE, make_parser, slf1
 from edgecollect.sources.serial.port import LineSplitter
 from edgecollect.telemetry import Telemetry
+from tests.support.machine import cpu_model
 
 CHUNK = 4096
 
@@ -85,15 +85,6 @@ def through_source(cfg: SerialConfig, data: list[bytes]) -> Callable[[], None]:
                 c.ring.drain()  # the batcher's job; keeps the ring from wrapping
     return run
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
 
 
 def main() -> None:

@@ -24,16 +24,13 @@ from edgecollect.spool import Spool
 from edgecollect.telemetry import Telemetry
 from tests.core.batches import metrics_ipc
 from tests.core.hostile import damaged_files, make_foreign, plant_hostile
+from tests.support.machine import cpu_model
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def machine() -> str:
-    model = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
+    model = cpu_model()
     return (f"{model} cpus={os.cpu_count()} python={platform.python_version()} {platform.platform()} "
             f"date={time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 

@@ -30,6 +30,7 @@ from typing import Any
 import psutil
 
 from tests.support.agent import AgentProcess
+from tests.support.machine import cpu_model
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,14 +40,7 @@ MQTT_WINDOW = 1000  # mosquitto max_inflight_messages for the footprint runs
 
 
 def machine() -> dict[str, Any]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {"machine": platform.machine(), "processor": platform.processor() or cpu, "cpu_model": cpu,
             "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
             "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)}

@@ -47,17 +47,12 @@ from edgecollect.spool import Spool
 from edgecollect.telemetry import Telemetry
 from tests.core.batches import host_like_rows
 from tests.gateway.gateway import Gateway
+from tests.support.machine import cpu_model
 from tests.support.sink import Sink
 
 PIS = 10_000
 HEADROOM = 0.5  # plan gateways at half their measured capacity (failover of a peer, bursts after outages)
 
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "?"
 
 
 def default_cadence_points_per_s(workdir: Path) -> float:
