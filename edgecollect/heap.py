@@ -43,7 +43,8 @@ def _glibc() -> ctypes.CDLL | None:
     global _libc
     if _libc is None:
         try:
-            # The process's own symbols: no find_library("c"), which would run /sbin/ldconfig.
+            # The process's own symbols: glibc's are there without a lookup. find_library("c") would
+            # run /sbin/ldconfig, a program the service's sandbox does not let the agent start.
             libc = ctypes.CDLL(None)
             libc.malloc_trim.argtypes = [ctypes.c_size_t]
             libc.malloc_trim.restype = ctypes.c_int
@@ -77,15 +78,10 @@ ARENAS = 1  # malloc arenas the agent lets glibc make (glibc's default: 8 per co
 
 def return_large_frees(threshold: int = LARGE_BLOCK) -> bool:
     """Fix glibc's mmap threshold at `threshold` bytes; True if the allocator took it."""
-    try:
-        # The process's own symbols: glibc's mallopt is there without a lookup. find_library("c")
-        # would run /sbin/ldconfig, a program the service's sandbox does not let the agent start.
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    libc = _glibc()
+    if libc is None:
         return False  # not glibc: its own policy applies
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    if mallopt(M_MMAP_THRESHOLD, threshold) != 1:
+    if libc.mallopt(M_MMAP_THRESHOLD, threshold) != 1:
         log.debug("mallopt(M_MMAP_THRESHOLD, %d) refused", threshold)
         return False
     return True

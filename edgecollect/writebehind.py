@@ -159,8 +159,11 @@ class WriteBehind:
         take() hands out this cut too): at rest, one wake-up per send_interval instead of per flush."""
         if not self._confirmed or due <= now or before is None or before > due or self._wire_points is None:
             return True
-        unsent = [h for h in self._held.values() if not h.sent and h.signal in signals]
-        return (any(sum(h.points for h in unsent if h.signal == signal) >= self._wire_points for signal in signals)
+        waiting = dict.fromkeys(signals, 0)  # points not sent yet, per signal of this cut
+        for held in self._held.values():
+            if not held.sent and held.signal in waiting:
+                waiting[held.signal] += held.points
+        return (max(waiting.values()) >= self._wire_points
                 or len(self._held) * 2 >= self.max_batches or self._bytes * 2 >= self.max_bytes)
 
     def _admits(self, batches: int, size: int) -> bool:
